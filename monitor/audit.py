@@ -1,0 +1,35 @@
+"""The audit log: who did what, when, from where, with what result; append-only and capped."""
+import json
+import logging
+import time
+
+import redis
+from flask import has_request_context, request
+from flask_login import current_user
+
+log = logging.getLogger(__name__)
+
+#: Entries kept (Redis stream MAXLEN, approximate); about 300 bytes each.
+AUDIT_CAP = 10_000
+
+
+def record(store, action, result="ok", user=None, **detail):
+    """Append one entry; a store outage is logged, never raised into the caller."""
+    if user is None and has_request_context() and current_user and current_user.is_authenticated:
+        user = current_user.name
+    entry = {
+        "ts": f"{time.time():.3f}", "user": user or "-", "action": action, "result": result,
+        "ip": (request.remote_addr or "-") if has_request_context() else "cli",
+        "detail": json.dumps(detail, default=str, sort_keys=True),
+    }
+    try:
+        store.redis.xadd(store.key("audit"), entry, maxlen=AUDIT_CAP, approximate=True)
+    except redis.RedisError as exc:
+        log.warning("audit entry %s/%s not stored: %s", action, result, exc)
+
+
+def entries(store, limit=100, before=None):
+    """Return up to ``limit`` entries, newest first, older than the cursor ``before``."""
+    raw = store.redis.xrevrange(store.key("audit"), max=f"({before}" if before else "+", count=limit)
+    return [{"id": entry_id, **fields, "ts": float(fields["ts"]), "detail": json.loads(fields["detail"])}
+            for entry_id, fields in raw]

@@ -1,0 +1,103 @@
+"""Sessions, bearer tokens, CSRF and brute-force limits for the monitor's routes."""
+from flask import current_app, g, redirect, request, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+
+from .. import audit
+from ..extension import state
+from ..responses import error_response, wants_json
+from .users import Users
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def users():
+    """Return the user records of the current app's store."""
+    return Users(state().store)
+
+
+def _load_session_user(session_id):
+    return users().load_session(session_id)
+
+
+def _load_token_user(req):
+    header = req.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    user = users().load_token(header[7:].strip())
+    if user:
+        g.monitor_token_auth = True
+    return user
+
+
+def unauthorized():
+    """Answer a stranger: JSON 401, HTMX 401 with HX-Redirect, or a redirect to the login page."""
+    audit.record(state().store, "access", "unauthorized", path=request.path)
+    if request.headers.get("HX-Request"):
+        response = error_response(401, "unauthorized", "log in first")
+        response = current_app.make_response(response)
+        response.headers["HX-Redirect"] = url_for("monitor_auth.login")
+        return response
+    if wants_json():
+        return error_response(401, "unauthorized", "log in or send Authorization: Bearer <token>",
+                              {"WWW-Authenticate": 'Bearer realm="monitor"'})
+    return redirect(url_for("monitor_auth.login", next=request.full_path.rstrip("?")))
+
+
+def require_login():
+    """``before_request`` of the dashboard and API: nothing there is open to strangers."""
+    if not current_user.is_authenticated:
+        return unauthorized()
+    return check_csrf()
+
+
+def check_csrf():
+    """Refuse a cookie-authenticated unsafe request without a valid CSRF token."""
+    if request.method in SAFE_METHODS or g.get("monitor_token_auth"):
+        return None
+    token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
+    try:
+        validate_csrf(token)
+    except CSRFError as exc:
+        audit.record(state().store, "csrf", "refused", path=request.path)
+        return error_response(403, "forbidden", f"CSRF check failed: {exc.description}")
+    return None
+
+
+def init_app(app):
+    """Register Flask-Login, the login limiter and the auth routes."""
+    from . import routes
+
+    manager = LoginManager()
+    manager.user_loader(_load_session_user)
+    manager.request_loader(_load_token_user)
+    manager.unauthorized_handler(unauthorized)
+    manager.session_protection = None  # the server-side session id already binds the login
+    manager.init_app(app)
+
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # bound to the session, which expires
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    monitor = state(app)
+    limiter = Limiter(
+        get_remote_address, app=app, storage_uri=_limiter_uri(monitor.store.url),
+        storage_options={"socket_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
+                         "socket_connect_timeout": app.config["MONITOR_REDIS_TIMEOUT"]},
+        key_prefix=monitor.store.key("limiter"), in_memory_fallback_enabled=True,
+        strategy="moving-window")
+    app.register_blueprint(routes.bp)
+    view = app.view_functions["monitor_auth.login"]
+    failed = routes.login_failed
+    view = limiter.limit(lambda: app.config["MONITOR_LOGIN_LIMIT_ACCOUNT"], key_func=routes.account_key,
+                         methods=["POST"], deduct_when=failed, error_message=routes.TOO_MANY)(view)
+    view = limiter.limit(lambda: app.config["MONITOR_LOGIN_LIMIT_IP"], key_func=get_remote_address,
+                         methods=["POST"], deduct_when=failed, error_message=routes.TOO_MANY)(view)
+    app.view_functions["monitor_auth.login"] = view
+    monitor.limiter = limiter
+
+
+def _limiter_uri(url):
+    return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url

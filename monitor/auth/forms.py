@@ -1,0 +1,32 @@
+"""The login and setup forms (Flask-WTF, so each carries its CSRF token)."""
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+
+from .users import MIN_PASSWORD, NAME_RE, ROLES
+
+_name = [DataRequired(), Length(max=64), Regexp(NAME_RE, message="letters, digits or . _ @ -")]
+_new_password = [DataRequired(), Length(min=MIN_PASSWORD, max=1024)]
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+class SetupForm(FlaskForm):
+    username = StringField("Admin name", validators=_name)
+    password = PasswordField("Password", validators=_new_password)
+    confirm = PasswordField("Repeat password", validators=[EqualTo("password", "the passwords differ")])
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired()])
+    password = PasswordField("New password", validators=_new_password)
+    confirm = PasswordField("Repeat", validators=[EqualTo("password", "the passwords differ")])
+
+
+class UserForm(FlaskForm):
+    username = StringField("Name", validators=_name)
+    role = SelectField("Role", choices=[(r, r) for r in ROLES])
+    password = PasswordField("Password", validators=_new_password)

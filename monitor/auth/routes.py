@@ -1,0 +1,107 @@
+"""``/login``, ``/logout`` and the one-time ``/setup`` of the first admin."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError
+
+from .. import audit
+from ..extension import state
+from ..responses import register_store_handler
+from . import check_csrf, users
+from .forms import LoginForm, SetupForm
+from .users import User, UserError
+
+bp = Blueprint("monitor_auth", __name__)
+register_store_handler(bp)
+
+TOO_MANY = "Too many failed logins; wait a minute and try again."
+
+
+def account_key():
+    """Rate-limit key of a login attempt: the account name it tries."""
+    return "account:" + request.form.get("username", "").strip().lower()[:64]
+
+
+def login_failed(response):
+    """Count an attempt against the limits only when it failed."""
+    return response.status_code == 401
+
+
+def _local_target(target):
+    """Return ``target`` if it is a path on this site, else the dashboard."""
+    parts = urlsplit(target or "")
+    if not target or parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target:
+        return url_for("monitor_dashboard.index")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form; on success start a fresh server-side session."""
+    form = LoginForm()
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(_local_target(request.args.get("next")))
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("monitor/login.html", form=form), status
+    store = state().store
+    name = form.username.data.strip()
+    record = users().authenticate(name, form.password.data)
+    if record is None:
+        audit.record(store, "login", "failed", user=name[:64])
+        flash("Wrong name or password.", "error")
+        return render_template("monitor/login.html", form=form), 401
+    session.clear()
+    login_user(User(record["name"], record["role"], session_id=users().start_session(record["name"])))
+    audit.record(store, "login", "ok", user=record["name"])
+    return redirect(_local_target(request.args.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    """End this session on the server, so the cookie is dead even if replayed."""
+    if current_user.is_authenticated:
+        refused = check_csrf()
+        if refused is not None:
+            return refused
+        name = current_user.name
+        users().end_session(current_user.session_id)
+        logout_user()
+        audit.record(state().store, "logout", "ok", user=name)
+    session.clear()
+    return redirect(url_for("monitor_auth.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    """Create the first admin with the one-time link that the server logged."""
+    token = request.args.get("token", "")
+    records = users()
+    if records.count() or not records.setup_token_valid(token):
+        return render_template("monitor/setup.html", form=None), 404 if not records.count() else 410
+    form = SetupForm()
+    if not form.validate_on_submit():
+        return render_template("monitor/setup.html", form=form), 400 if request.method == "POST" else 200
+    try:
+        records.complete_setup(token, form.username.data, form.password.data)
+    except UserError as exc:
+        flash(str(exc), "error")
+        return render_template("monitor/setup.html", form=None), 410
+    audit.record(state().store, "setup", "ok", user=form.username.data)
+    flash("Admin created; log in.", "ok")
+    return redirect(url_for("monitor_auth.login"))
+
+
+@bp.errorhandler(429)
+def too_many(exc):
+    audit.record(state().store, "login", "rate_limited", user=request.form.get("username", "")[:64])
+    flash(TOO_MANY, "error")
+    return render_template("monitor/login.html", form=LoginForm()), 429
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(exc):
+    flash("The form expired; try again.", "error")
+    return render_template("monitor/login.html", form=LoginForm()), 400

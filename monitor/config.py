@@ -1,0 +1,156 @@
+"""Every ``MONITOR_*`` setting: its default, what it accepts, and one place that checks it.
+
+A setting is read from ``app.config`` first, then from the environment variable of the
+same name (``REDIS_URL``, ``SECRET_KEY``, ``PORT`` and ``WEB_CONCURRENCY`` keep their
+conventional names), then falls back to the default below. ``load`` validates all of them
+at ``init_app`` time, so a bad value stops start-up with one line that names the setting.
+"""
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """A setting has a value it does not accept."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str, Any], Any]
+    accepts: str
+    doc: str
+    env: str = ""
+
+    @property
+    def env_name(self):
+        return self.env or self.name
+
+
+def _bool(name, value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _text(name, value):
+    text = str(value).strip()
+    if not text:
+        raise ValueError
+    return text
+
+
+def _optional_text(name, value):
+    return str(value).strip() if value is not None else ""
+
+
+def _number(lo, hi, kind=float):
+    def parse(name, value):
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value)
+        if not lo <= number <= hi:
+            raise ValueError
+        return number
+
+    return parse
+
+
+def _redis_url(name, value):
+    url = _optional_text(name, value)
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError
+    return url
+
+
+def _rate(name, value):
+    from limits import parse_many
+
+    text = _text(name, value)
+    parse_many(text)
+    return text
+
+
+def _hostname():
+    return socket.gethostname() or "localhost"
+
+
+#: All settings, in the order the README documents them.
+SETTINGS = [
+    Setting("MONITOR_REDIS_URL", "", _redis_url,
+            "empty, or a redis://, rediss:// or unix:// URL",
+            "The Redis that every worker and host shares. Empty: the embedded Redis "
+            "that the gunicorn master owns, under the instance folder.", env="REDIS_URL"),
+    Setting("MONITOR_INSTANCE_PATH", "instance", _text, "a directory path",
+            "Instance folder: embedded Redis socket and data, secret key, profile artifacts."),
+    Setting("MONITOR_HOST_NAME", None, _text, "a non-empty name",
+            "The name this host shows in the fleet (default: the machine's hostname)."),
+    Setting("MONITOR_FLEET_NAME", "monitor", _text, "a non-empty name",
+            "The fleet's name, shown in the dashboard header."),
+    Setting("MONITOR_KEY_PREFIX", "monitor", _text, "a non-empty string",
+            "Prefix of every Redis key the monitor writes; two apps on one Redis need two prefixes."),
+    Setting("MONITOR_PUBLIC_URL", "", _optional_text, "empty, or the URL users reach the app at",
+            "Base URL for the setup link the server logs (default: the bind address)."),
+    Setting("MONITOR_DEMO", True, _bool, "0/1, true/false, on/off",
+            "Mount the demo routes of wsgi.py."),
+    Setting("MONITOR_REDIS_TIMEOUT", 0.25, _number(0.01, 30), "seconds, 0.01 to 30",
+            "Socket and connect timeout of every Redis call: a dead Redis costs at most this."),
+    Setting("MONITOR_REDIS_RETRIES", 1, _number(0, 5, int), "a whole number, 0 to 5",
+            "Retries of a failed Redis call (no back-off), so a hung Redis stays bounded."),
+    Setting("MONITOR_FLUSH_INTERVAL", 1.0, _number(0.1, 60), "seconds, 0.1 to 60",
+            "How often each process ships its in-process aggregates to Redis."),
+    Setting("MONITOR_LOGIN_LIMIT_ACCOUNT", "5/minute", _rate, "a rate such as 5/minute",
+            "Failed logins allowed per account name, across all workers and hosts."),
+    Setting("MONITOR_LOGIN_LIMIT_IP", "20/minute", _rate, "a rate such as 20/minute",
+            "Failed logins allowed per client address, across all workers and hosts."),
+    Setting("MONITOR_TRUST_PROXY", 0, _number(0, 5, int), "a whole number of proxies, 0 to 5",
+            "How many proxies in front set X-Forwarded-For/-Proto (1 on Heroku-like PaaS routers)."),
+]
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def register(*settings):
+    """Add a capability's settings to the documented, validated set."""
+    for setting in settings:
+        if setting.name not in BY_NAME:
+            SETTINGS.append(setting)
+            BY_NAME[setting.name] = setting
+
+
+def validate(setting, raw):
+    """Return the parsed value of one setting or raise ConfigError naming it."""
+    if raw is None:
+        return _hostname() if setting.name == "MONITOR_HOST_NAME" else setting.default
+    try:
+        return setting.parse(setting.name, raw)
+    except (TypeError, ValueError):
+        source = setting.env_name if setting.env_name != setting.name else setting.name
+        raise ConfigError(f"{source}={raw!r} is not accepted: expected {setting.accepts}") from None
+
+
+def raw_value(config, setting, environ=os.environ):
+    """Return the unparsed value from app config, else the environment, else None."""
+    if config.get(setting.name) is not None:
+        return config[setting.name]
+    value = environ.get(setting.env_name)
+    return value if value not in (None, "") else None
+
+
+def load(config, environ=os.environ):
+    """Validate every setting into ``config``; raise ConfigError at the first bad one."""
+    for setting in SETTINGS:
+        config[setting.name] = validate(setting, raw_value(config, setting, environ))
+    return config
+
+
+def check_environment(environ=os.environ):
+    """Validate the settings given by the environment alone (the gunicorn master's check)."""
+    return load({}, environ)

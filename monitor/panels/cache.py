@@ -1,0 +1,8 @@
+"""The cache panel."""
+from .base import Panel, register
+
+
+@register
+class CachePanel(Panel):
+    name = "cache"
+    title = "Cache"

@@ -1,0 +1,71 @@
+"""Security headers, a per-request CSP nonce, cross-site refusal and proxy trust.
+
+Only the monitor's own routes get these headers: the host app's pages keep the policy
+their authors chose. The CSP forbids inline scripts except the one carrying this
+request's nonce; htmx runs with eval and script tags off (see base.html).
+"""
+import secrets
+
+from flask import g, request
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .responses import error_response
+
+#: The monitor's own paths, which get the strict headers below and are never counted as app traffic.
+OWN_PREFIXES = ("/admin", "/api/admin", "/api/openapi.json", "/health", "/metrics", "/static/monitor",
+                "/login", "/logout", "/setup")
+CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def is_own_path(path):
+    """Tell whether ``path`` is one of the monitor's own routes."""
+    return path.startswith(OWN_PREFIXES)
+
+
+def csp_nonce():
+    """Return this request's CSP nonce (made on first use)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def _refuse_cross_site():
+    if request.method in ("GET", "HEAD", "OPTIONS") or not is_own_path(request.path):
+        return None
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site == "cross-site" or (origin and origin != request.host_url.rstrip("/")):
+        return error_response(403, "forbidden", "cross-site requests are refused")
+    return None
+
+
+def _headers(response):
+    if not is_own_path(request.path):
+        return response
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP.format(nonce=csp_nonce()))
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "same-origin"
+    headers.setdefault("X-Frame-Options", "DENY")
+    if not request.path.startswith("/static/"):
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app):
+    trusted = app.config["MONITOR_TRUST_PROXY"]
+    if trusted:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
+    app.session_interface = _SessionInterface()
+    app.before_request(_refuse_cross_site)
+    app.after_request(_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
