@@ -112,17 +112,14 @@ SETTINGS = [
             "Failed logins allowed per client address, across all workers and hosts."),
     Setting("MONITOR_TRUST_PROXY", 0, _number(0, 5, int), "a whole number of proxies, 0 to 5",
             "How many proxies in front set X-Forwarded-For/-Proto (1 on Heroku-like PaaS routers)."),
+    # -- metrics settings --
+    # -- cluster settings --
+    # -- profiling settings --
+    # -- cache settings --
+    # -- logs and alerts settings --
 ]
 
 BY_NAME = {s.name: s for s in SETTINGS}
-
-
-def register(*settings):
-    """Add a capability's settings to the documented, validated set."""
-    for setting in settings:
-        if setting.name not in BY_NAME:
-            SETTINGS.append(setting)
-            BY_NAME[setting.name] = setting
 
 
 def validate(setting, raw):

@@ -93,4 +93,6 @@ def _start_worker():
 
 def _capabilities():
     """The capability modules, each with ``init_app(app, state)``."""
-    return ()
+    from . import alerts, cache, cluster, instrumentation, logs, profiling
+
+    return (instrumentation, cache, cluster, logs, alerts, profiling)

@@ -6,4 +6,4 @@ from ..auth import require_login
 bp = Blueprint("monitor_api", __name__, url_prefix="/api/admin")
 bp.before_request(require_login)
 
-from . import errors  # noqa: E402,F401  (handlers and routes)
+from . import errors, audit, cache, cluster, logs, metrics, profiler  # noqa: E402,F401  (routes)

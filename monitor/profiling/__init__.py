@@ -1,0 +1,5 @@
+"""On-demand CPU and memory profiling (being built)."""
+
+
+def init_app(app, monitor):
+    """Register the profiling capability on ``app``."""
