@@ -11,6 +11,16 @@ from .process import ProcessInfo
 from .secrets_file import secret_key
 from .store import Store
 
+class Counters:
+    """This worker's live request counters, kept by the request hooks, read by heartbeats."""
+
+    __slots__ = ("requests", "in_flight")
+
+    def __init__(self):
+        self.requests = 0
+        self.in_flight = 0
+
+
 class MonitorState:
     """Everything the monitor keeps for one app, in ``app.extensions["monitor"]``."""
 
@@ -21,12 +31,14 @@ class MonitorState:
         self.flusher = Flusher(store, app.config["MONITOR_FLUSH_INTERVAL"])
         self.commands = Commands(store)
         self.features = {}
+        self.counters = Counters()
         self.flusher.add_task(self._run_commands)
         os.register_at_fork(after_in_child=self._forked)
         self.started = False
 
     def _forked(self):
         self.started = False
+        self.counters = Counters()
 
     def _run_commands(self, now):
         self.commands.run_pending(worker_target(self.process.host, self.process.pid))
