@@ -151,3 +151,17 @@ def load(config, environ=os.environ):
 def check_environment(environ=os.environ):
     """Validate the settings given by the environment alone (the gunicorn master's check)."""
     return load({}, environ)
+
+
+def markdown_table():
+    """Return the README's settings table (``python -m monitor.config``)."""
+    rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "the machine's hostname" if s.name == "MONITOR_HOST_NAME" else (
+            "unset" if s.default in ("", None) else f"`{s.default}`")
+        rows.append(f"| `{s.env_name}` | {default} | {s.accepts} | {s.doc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

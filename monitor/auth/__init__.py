@@ -3,7 +3,7 @@ from flask import current_app, g, redirect, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 
 from .. import audit
 from ..extension import state
@@ -81,6 +81,7 @@ def init_app(app):
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # bound to the session, which expires
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.jinja_env.globals["csrf_token"] = generate_csrf
     monitor = state(app)
     limiter = Limiter(
         get_remote_address, app=app, storage_uri=_limiter_uri(monitor.store.url),

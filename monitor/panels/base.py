@@ -1,5 +1,6 @@
 """The panel base class and registry."""
 from flask import render_template
+from markupsafe import Markup
 
 #: Registered panels by name, in the order they were registered (the page's order).
 PANELS = {}
@@ -28,9 +29,9 @@ class Panel:
         return {}
 
     def render(self, monitor, args, message=None, error=None):
-        """Render the panel's fragment."""
-        return render_template(self.template, panel=self, message=message, error=error,
-                               **self.context(monitor, args))
+        """Render the panel's fragment (already escaped by its template, so Markup)."""
+        return Markup(render_template(self.template, panel=self, message=message, error=error,
+                               **self.context(monitor, args)))
 
 
 def register(cls):
