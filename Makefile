@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench clean
+.PHONY: run test bench settings clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# Rewrite the README's settings table from monitor/config.py.
+settings: $(STAMP)
+	PYTHONPATH=. $(BIN)/python scripts/write_settings.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

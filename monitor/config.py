@@ -101,7 +101,8 @@ SETTINGS = [
     Setting("MONITOR_DEMO", True, _bool, "0/1, true/false, on/off",
             "Mount the demo routes of wsgi.py."),
     Setting("MONITOR_REDIS_TIMEOUT", 0.25, _number(0.01, 30), "seconds, 0.01 to 30",
-            "Socket and connect timeout of every Redis call: a dead Redis costs at most this."),
+            "Socket and connect timeout of each Redis call; a dead Redis costs a caller at most "
+            "timeout × (retries + 1)."),
     Setting("MONITOR_REDIS_RETRIES", 1, _number(0, 5, int), "a whole number, 0 to 5",
             "Retries of a failed Redis call (no back-off), so a hung Redis stays bounded."),
     Setting("MONITOR_FLUSH_INTERVAL", 1.0, _number(0.1, 60), "seconds, 0.1 to 60",
@@ -154,14 +155,15 @@ def check_environment(environ=os.environ):
 
 
 def markdown_table():
-    """Return the README's settings table (``python -m monitor.config``)."""
+    """Return the README's settings table (``make settings`` writes it into the README)."""
     rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
     for s in SETTINGS:
-        default = "the machine's hostname" if s.name == "MONITOR_HOST_NAME" else (
-            "unset" if s.default in ("", None) else f"`{s.default}`")
+        if s.name == "MONITOR_HOST_NAME":
+            default = "the machine's hostname"
+        elif isinstance(s.default, bool):
+            default = "`on`" if s.default else "`off`"
+        else:
+            default = "unset" if s.default in ("", None) else f"`{s.default}`"
         rows.append(f"| `{s.env_name}` | {default} | {s.accepts} | {s.doc} |")
     return "\n".join(rows)
 
-
-if __name__ == "__main__":
-    print(markdown_table())

@@ -312,7 +312,11 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    """Launch Debian's Chromium (Playwright's own download is unavailable here)."""
+    """Launch Debian's Chromium (Playwright's own download is unavailable here).
+
+    Playwright's sync API delivers events (``page.on(...)``) only while one of its calls
+    runs: wait with ``page.wait_for_timeout``, never ``time.sleep``.
+    """
     need_program(CHROMIUM, "the browser suite")
     return {**browser_type_launch_args, "executable_path": CHROMIUM,
             "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
