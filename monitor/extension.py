@@ -93,14 +93,10 @@ class Monitor:
         app.register_blueprint(dashboard_bp)
         app.register_blueprint(api_bp)
         app.cli.add_command(cli.group)
-        app.before_request(_start_worker)
+        app.before_request(monitor_state.start_worker)
         for capability in _capabilities():
             capability.init_app(app, monitor_state)
         return monitor_state
-
-
-def _start_worker():
-    state().start_worker()
 
 
 def _capabilities():

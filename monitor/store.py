@@ -5,6 +5,7 @@ Redis costs a caller at most ``MONITOR_REDIS_TIMEOUT`` × (retries + 1) and neve
 request. Keys are ``<MONITOR_KEY_PREFIX>:<part>:<part>...``; callers never build keys by
 hand, so two apps with two prefixes can share one Redis.
 """
+import os
 import time
 
 import redis
@@ -12,6 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import embedded
+from .process import MASTER_ENV
 
 #: How long a Redis connection may sit idle before it is checked with a PING.
 HEALTH_CHECK_INTERVAL = 10
@@ -26,7 +28,8 @@ def resolve_url(config):
     if config["MONITOR_REDIS_URL"]:
         return config["MONITOR_REDIS_URL"]
     instance = config["MONITOR_INSTANCE_PATH"]
-    if embedded.is_running(instance):
+    # A gunicorn worker uses its master's Redis even while it is down, never one of its own.
+    if os.environ.get(MASTER_ENV) or embedded.is_running(instance):
         return embedded.url(instance)
     return embedded.ensure(instance)
 
