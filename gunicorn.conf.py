@@ -27,4 +27,5 @@ on_starting = server.on_starting
 when_ready = server.when_ready
 post_worker_init = server.post_worker_init
 worker_exit = server.worker_exit
+child_exit = server.child_exit
 on_exit = server.on_exit

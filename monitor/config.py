@@ -78,6 +78,23 @@ def _rate(name, value):
     return text
 
 
+def _http_url(name, value):
+    url = _optional_text(name, value)
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError
+    return url
+
+
+def _choice(*allowed):
+    def parse(name, value):
+        text = str(value).strip().upper()
+        if text not in allowed:
+            raise ValueError
+        return text
+
+    return parse
+
+
 def _hostname():
     return socket.gethostname() or "localhost"
 
@@ -114,10 +131,65 @@ SETTINGS = [
     Setting("MONITOR_TRUST_PROXY", 0, _number(0, 5, int), "a whole number of proxies, 0 to 5",
             "How many proxies in front set X-Forwarded-For/-Proto (1 on Heroku-like PaaS routers)."),
     # -- metrics settings --
+    Setting("MONITOR_METRICS_MAX_SERIES", 2000, _number(10, 100000, int), "a whole number, 10 to 100000",
+            "Distinct (endpoint rule, method, status class) series each worker records; requests "
+            "past the cap count under the endpoint label `<overflow>`."),
     # -- cluster settings --
+    Setting("MONITOR_HEARTBEAT_INTERVAL", 2.0, _number(0.1, 2), "seconds, 0.1 to 2",
+            "How often each worker refreshes its cluster registry entry (on a flusher tick, so "
+            "never more often than MONITOR_FLUSH_INTERVAL); an entry shows as stale after three "
+            "missed beats."),
+    Setting("MONITOR_WORKER_GRACE", 30, _number(5, 3600, int), "whole seconds, 5 to 3600",
+            "How long a worker or host that stopped heartbeating stays listed as stale before it "
+            "drops off; a worker its master saw exit drops off at once."),
     # -- profiling settings --
+    Setting("MONITOR_PROFILE_INTERVAL", 0.0005, _number(0.0001, 0.1), "seconds, 0.0001 to 0.1",
+            "Sampling interval of pyinstrument in CPU sessions; a request shorter than it may "
+            "leave no sample (it is still counted)."),
+    Setting("MONITOR_PROFILE_KEEP", 5, _number(1, 50, int), "a whole number, 1 to 50",
+            "CPU profiling sessions kept; starting one more drops the oldest."),
+    Setting("MONITOR_PROFILE_TTL", 86400, _number(60, 30 * 86400, int), "seconds, 60 to 2592000",
+            "How long profiling sessions, results and memory snapshots are kept."),
+    Setting("MONITOR_PROFILE_MAX_BYTES", 8 * 2**20, _number(2**16, 2**28, int),
+            "bytes, 65536 to 268435456",
+            "Cap on a merged CPU profile (compressed); past it the least-sampled call stacks are dropped."),
+    Setting("MONITOR_TRACEMALLOC_MAX_S", 120, _number(1, 3600, int), "seconds, 1 to 3600",
+            "Longest a tracemalloc session may run (it slows a worker several-fold); it stops by itself."),
     # -- cache settings --
+    Setting("MONITOR_CACHE_SCAN_BUDGET", 0.5, _number(0.05, 10), "seconds, 0.05 to 10",
+            "Time GET cache/stats may spend counting the app cache's keys by SCAN; past it the "
+            "count is partial and flagged `approximate`."),
     # -- logs and alerts settings --
+    Setting("MONITOR_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+            "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+            "Lowest level of the log records shipped to the shared log stream (the loggers' own "
+            "levels still apply: gunicorn.conf.py sets the root to INFO)."),
+    Setting("MONITOR_LOG_MAXLEN", 100_000, _number(1000, 10_000_000, int), "a whole number, 1000 to 10000000",
+            "Cap of the shared log stream (approximate: Redis trims whole nodes, so up to ~100 more)."),
+    Setting("MONITOR_LOG_BUFFER", 10_000, _number(100, 1_000_000, int), "a whole number, 100 to 1000000",
+            "Records each process holds between flushes; past it new records are dropped and counted."),
+    Setting("MONITOR_ALERT_INTERVAL", 5.0, _number(0.5, 300), "seconds, 0.5 to 300",
+            "How often the fleet's one alert evaluator (whoever holds the lock) checks the rules."),
+    Setting("MONITOR_ALERT_PENDING_S", 30.0, _number(0, 3600), "seconds, 0 to 3600",
+            "How long a rule must stay breached (pending) before it fires."),
+    Setting("MONITOR_ALERT_WINDOW", 300, _number(10, 86400, int), "seconds, 10 to 86400",
+            "Window of the 5xx-rate and p95-latency rules."),
+    Setting("MONITOR_ALERT_ERROR_RATE", 0.05, _number(0.0, 1.0), "a fraction, 0 to 1",
+            "5xx rate above which the error-rate rule is breached."),
+    Setting("MONITOR_ALERT_MIN_REQUESTS", 20, _number(1, 10_000_000, int), "a whole number, 1 to 10000000",
+            "Requests the window needs before the error-rate and latency rules judge at all."),
+    Setting("MONITOR_ALERT_P95_MS", 2000.0, _number(1, 600_000), "milliseconds, 1 to 600000",
+            "p95 latency above which the latency rule is breached."),
+    Setting("MONITOR_ALERT_RSS_MB", 1024.0, _number(1, 1_000_000), "MB, 1 to 1000000",
+            "Resident memory of any one worker above which the RSS rule is breached."),
+    Setting("MONITOR_ALERT_RSS_GROWTH_MB_H", 200.0, _number(1, 1_000_000), "MB per hour, 1 to 1000000",
+            "RSS growth of a worker (measured over 15 to 60 min) above which the leak rule is breached."),
+    Setting("MONITOR_ALERT_WEBHOOK_URL", "", _http_url, "empty, or an http(s) URL",
+            "Where notifications are POSTed as JSON with a Slack-compatible `text` field (empty: log only)."),
+    Setting("MONITOR_ALERT_WEBHOOK_TIMEOUT", 5.0, _number(0.1, 60), "seconds, 0.1 to 60",
+            "Timeout of one webhook attempt."),
+    Setting("MONITOR_ALERT_WEBHOOK_RETRIES", 3, _number(0, 10, int), "a whole number, 0 to 10",
+            "Retries of a failed webhook delivery (back-off 1, 2, 4... s), off the request path."),
 ]
 
 BY_NAME = {s.name: s for s in SETTINGS}

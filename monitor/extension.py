@@ -2,9 +2,9 @@
 import os
 
 from flask import Blueprint, current_app
-from flask_caching import Cache
 
 from . import config as settings
+from .cache import AppCache
 from .commands import Commands, worker_target
 from .flusher import Flusher
 from .process import ProcessInfo
@@ -61,7 +61,7 @@ class Monitor:
     """Embed the monitoring console in a Flask app."""
 
     def __init__(self, app=None):
-        self.cache = Cache()
+        self.cache = AppCache()
         if app is not None:
             self.init_app(app)
 
@@ -74,9 +74,6 @@ class Monitor:
                 app.config["MONITOR_INSTANCE_PATH"])
         store = Store.from_config(app.config)
         app.extensions["monitor"] = monitor_state = MonitorState(app, store)
-        self.cache.init_app(app, config={
-            "CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": store.raw,
-            "CACHE_KEY_PREFIX": store.key("cache") + ":", "CACHE_DEFAULT_TIMEOUT": 300})
         monitor_state.cache = self.cache
 
         from . import cli, health, security

@@ -1,6 +1,6 @@
 """Error answers shaped by the kind of request: JSON for the API, a page for browsers."""
 import redis
-from flask import jsonify, render_template, request
+from flask import current_app, g, jsonify, render_template, request
 
 JSON_PREFIXES = ("/api/", "/metrics")
 
@@ -28,6 +28,8 @@ def error_response(status, code, detail, headers=None):
 
 def store_unavailable(exc):
     """Answer 503 with Retry-After when the shared store is down (an error handler)."""
+    if "_login_user" not in g:  # the user could not be loaded: render the page for nobody
+        g._login_user = current_app.login_manager.anonymous_user()
     return error_response(503, "unavailable", "the shared store (Redis) is unreachable; try again shortly",
                           {"Retry-After": "5"})
 

@@ -44,7 +44,10 @@ def _refuse_cross_site():
     site = request.headers.get("Sec-Fetch-Site")
     origin = request.headers.get("Origin")
     if site == "cross-site" or (origin and origin != request.host_url.rstrip("/")):
-        return error_response(403, "forbidden", "cross-site requests are refused")
+        # Behind a proxy that terminates HTTPS, Origin is https:// while Flask sees http://
+        # unless MONITOR_TRUST_PROXY is set: say so rather than fail mysteriously.
+        return error_response(403, "forbidden", "cross-site requests are refused (behind a proxy, "
+                              "set MONITOR_TRUST_PROXY so the site's own address is known)")
     return None
 
 

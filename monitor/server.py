@@ -3,12 +3,14 @@
 The master validates the environment's settings, starts the embedded Redis (unless
 ``REDIS_URL`` is set), logs the one-time setup link while no user exists, and stops the
 embedded Redis when it exits. Each worker starts its flusher after it loaded the app and
-ships what it holds once more when it exits.
+ships what it holds once more when it exits. The master also runs the cluster agent
+(monitor/agent.py) from ``when_ready`` to ``on_exit`` and tells it of every worker exit, and
+ships its own log lines to the shared log stream (monitor/logs.py) with a flusher of its own.
 """
 import os
 import sys
 
-from . import config, embedded
+from . import config, embedded, logs
 from .process import MASTER_ENV
 from .secrets_file import secret_key
 from .store import Store, safe_url
@@ -49,10 +51,14 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """Log the one-time setup link while the fleet has no user."""
+    """Ship the master's log lines; start the cluster agent; log the setup link while there is no user."""
+    from .agent import Agent
     from .auth.users import Users
 
     settings = _master["settings"]
+    # Here rather than at on_starting: after gunicorn daemonised, so the thread is this process's.
+    _master["log_flusher"] = logs.install_master(_master["store"], settings, settings["MONITOR_HOST_NAME"])
+    _master["agent"] = Agent(server, settings, _master["store"]).start()
     token = Users(_master["store"]).new_setup_token()
     if token:
         base = settings["MONITOR_PUBLIC_URL"] or _bind_url(server)
@@ -81,8 +87,21 @@ def worker_exit(server, worker):
         monitor.flusher.stop(flush=True)
 
 
+def child_exit(server, worker):
+    """Tell the cluster agent that a worker exited."""
+    agent = _master.get("agent")
+    if agent is not None:
+        agent.child_exit(worker)
+
+
 def on_exit(server):
-    """Stop the embedded Redis that this master started."""
+    """Stop the cluster agent, then the embedded Redis that this master started."""
+    agent = _master.pop("agent", None)
+    if agent is not None:
+        agent.stop()
+    log_flusher = _master.pop("log_flusher", None)
+    if log_flusher is not None:
+        log_flusher.stop(flush=True)
     redis_server = _master.pop("embedded", None)
     if redis_server is not None:
         redis_server.stop()

@@ -3,7 +3,8 @@ from flask import current_app, g, redirect, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from wtforms.validators import ValidationError
 
 from .. import audit
 from ..extension import state
@@ -60,9 +61,9 @@ def check_csrf():
     token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
     try:
         validate_csrf(token)
-    except CSRFError as exc:
+    except ValidationError as exc:
         audit.record(state().store, "csrf", "refused", path=request.path)
-        return error_response(403, "forbidden", f"CSRF check failed: {exc.description}")
+        return error_response(403, "forbidden", f"CSRF check failed: {exc} Send the X-CSRFToken header.")
     return None
 
 
@@ -77,18 +78,23 @@ def init_app(app):
     manager.session_protection = None  # the server-side session id already binds the login
     manager.init_app(app)
 
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # Flask's defaults hold SESSION_COOKIE_SAMESITE=None, so setdefault would never apply.
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # bound to the session, which expires
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.jinja_env.globals["csrf_token"] = generate_csrf
     monitor = state(app)
+    # Redis down: the limits fall back to each process's memory (still limited, per worker)
+    # and the user lookup itself answers 503, so no login gets through unchecked.
     limiter = Limiter(
         get_remote_address, app=app, storage_uri=_limiter_uri(monitor.store.url),
         storage_options={"socket_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
-                         "socket_connect_timeout": app.config["MONITOR_REDIS_TIMEOUT"]},
-        key_prefix=monitor.store.key("limiter"), in_memory_fallback_enabled=True,
-        strategy="moving-window")
+                         "socket_connect_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
+                         "key_prefix": monitor.store.key("limiter")},
+        in_memory_fallback_enabled=True, swallow_errors=True, strategy="moving-window")
+    # Only /login is limited: every other request, the host app's included, skips the limiter.
+    limiter.request_filter(lambda: request.endpoint != "monitor_auth.login")
     app.register_blueprint(routes.bp)
     view = app.view_functions["monitor_auth.login"]
     failed = routes.login_failed

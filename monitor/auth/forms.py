@@ -28,5 +28,5 @@ class PasswordForm(FlaskForm):
 
 class UserForm(FlaskForm):
     username = StringField("Name", validators=_name)
-    role = SelectField("Role", choices=[(r, r) for r in ROLES])
+    role = SelectField("Role", choices=list(ROLES))
     password = PasswordField("Password", validators=_new_password)

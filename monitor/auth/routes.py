@@ -3,7 +3,6 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
-from flask_wtf.csrf import CSRFError
 
 from .. import audit
 from ..extension import state
@@ -30,9 +29,11 @@ def login_failed(response):
 
 def _local_target(target):
     """Return ``target`` if it is a path on this site, else the dashboard."""
-    parts = urlsplit(target or "")
-    if not target or parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+    target = target or ""
+    parts = urlsplit(target)
+    # Browsers drop tabs and newlines and read a backslash as "/": "/\t/evil.com" leaves the site.
+    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc \
+            or "\\" in target or not target.isprintable():
         return url_for("monitor_dashboard.index")
     return target
 
@@ -53,7 +54,9 @@ def login():
         audit.record(store, "login", "failed", user=name[:64])
         flash("Wrong name or password.", "error")
         return render_template("monitor/login.html", form=form), 401
-    session.clear()
+    if current_user.is_authenticated and current_user.session_id:
+        users().end_session(current_user.session_id)
+    session.clear()  # a fresh session: nothing of the anonymous one (CSRF token included) survives
     login_user(User(record["name"], record["role"], session_id=users().start_session(record["name"])))
     audit.record(store, "login", "ok", user=record["name"])
     return redirect(_local_target(request.args.get("next")))
@@ -100,8 +103,3 @@ def too_many(exc):
     flash(TOO_MANY, "error")
     return render_template("monitor/login.html", form=LoginForm()), 429
 
-
-@bp.errorhandler(CSRFError)
-def csrf_error(exc):
-    flash("The form expired; try again.", "error")
-    return render_template("monitor/login.html", form=LoginForm()), 400

@@ -1,11 +1,13 @@
 """Users, server-side sessions and API tokens, kept in the shared store.
 
-A user is a hash ``user:<name>`` (role, scrypt password hash); the set ``users`` lists the
-names. A login creates a session id ``session:<sid>`` that the cookie carries; logout
-deletes it, and a password change, role change or deletion deletes every session of that
-user, so a replayed cookie is refused. An API token is ``mon_<id>_<secret>``: the store
-keeps only the SHA-256 of the secret (tokens are 256-bit random, so a slow hash adds
-nothing), and shows the token once.
+A user is a hash ``user:<name>`` (role, scrypt password hash, a random ``stamp``); the set
+``users`` lists the names. A login creates a session ``session:<sid>`` holding the name and
+the user's stamp at login; the cookie carries only the session id. Logout deletes the
+session; a password change or role change draws a new stamp and deletion removes the user,
+so every older session of that user stops loading at once (a replayed cookie gets 401),
+however long it was kept alive. An API token is ``mon_<id>_<secret>``: the store keeps only
+the SHA-256 of the secret (tokens are 256-bit random, so a slow hash adds nothing), and
+shows the token once.
 """
 import hashlib
 import hmac
@@ -24,6 +26,8 @@ MIN_PASSWORD = 8
 SESSION_TTL_S = 12 * 3600
 #: Lifetime of the first-run setup link.
 SETUP_TTL_S = 24 * 3600
+#: A token's ``last_used`` is written at most this often, so API calls rarely write.
+TOKEN_USE_RESOLUTION_S = 60
 # A constant hash to compare against when the user does not exist, so timing tells nothing.
 _DUMMY_HASH = generate_password_hash("not-a-password")
 
@@ -98,34 +102,47 @@ class Users:
     def create(self, name, role, password):
         """Create a user; refuse an existing name, a bad role or a short password."""
         check_name(name), check_role(role), check_password(password)
-        created = self.r.hsetnx(self._user_key(name), "role", role)
-        if not created:
+        password_hash = generate_password_hash(password)
+        if not self.r.hsetnx(self._user_key(name), "role", role):
             raise UserError(f"user {name!r} exists")
-        self.r.hset(self._user_key(name), mapping={
-            "password": generate_password_hash(password), "created_at": time.time()})
-        self.r.sadd(self.store.key("users"), name)
+        pipe = self.r.pipeline()
+        pipe.hset(self._user_key(name), mapping={
+            "password": password_hash, "created_at": time.time(), "stamp": _stamp()})
+        pipe.sadd(self.store.key("users"), name)
+        pipe.execute()
 
     def _require(self, name):
         if not self.get(name):
             raise UserError(f"no user {name!r}")
 
+    def _keep_an_admin(self, name, doing):
+        """Refuse to demote or delete the last admin: nobody could manage users any more."""
+        if self.get(name)["role"] == "admin" and sum(u["role"] == "admin" for u in self.list()) <= 1:
+            raise UserError(f"cannot {doing} the last admin; make another admin first")
+
     def set_role(self, name, role):
+        """Change a user's role; their sessions end (their tokens follow the new role)."""
         check_role(role), self._require(name)
-        self.r.hset(self._user_key(name), "role", role)
-        self.end_sessions(name)
+        if role != "admin":
+            self._keep_an_admin(name, "demote")
+        self.r.hset(self._user_key(name), mapping={"role": role, "stamp": _stamp()})
 
     def set_password(self, name, password):
+        """Change a user's password; their sessions end."""
         check_password(password), self._require(name)
-        self.r.hset(self._user_key(name), "password", generate_password_hash(password))
-        self.end_sessions(name)
+        self.r.hset(self._user_key(name), mapping={
+            "password": generate_password_hash(password), "stamp": _stamp()})
 
     def delete(self, name):
+        """Delete a user with their tokens; their sessions stop loading."""
         self._require(name)
+        self._keep_an_admin(name, "delete")
         for token in self.tokens(name):
             self.revoke_token(token["id"])
-        self.end_sessions(name)
-        self.r.delete(self._user_key(name))
-        self.r.srem(self.store.key("users"), name)
+        pipe = self.r.pipeline()
+        pipe.delete(self._user_key(name), self.store.key("user_tokens", name))
+        pipe.srem(self.store.key("users"), name)
+        pipe.execute()
 
     def authenticate(self, name, password):
         """Return the user record when the password matches, else None (in constant time)."""
@@ -141,34 +158,30 @@ class Users:
 
     def start_session(self, name):
         """Create a server-side session for ``name``; return its id."""
+        stamp = self.r.hget(self._user_key(name), "stamp")
+        if not stamp:
+            raise UserError(f"no user {name!r}")
         session_id = secrets.token_urlsafe(32)
-        pipe = self.r.pipeline()
-        pipe.set(self.store.key("session", session_id), name, ex=SESSION_TTL_S)
-        pipe.sadd(self.store.key("user_sessions", name), session_id)
-        pipe.expire(self.store.key("user_sessions", name), SESSION_TTL_S)
-        pipe.execute()
+        self.r.set(self.store.key("session", session_id), f"{name}:{stamp}", ex=SESSION_TTL_S)
         return session_id
 
     def load_session(self, session_id):
         """Return the User of a live session (renewing its TTL), or None."""
-        if not session_id:
+        if not session_id or not isinstance(session_id, str):
             return None
-        key = self.store.key("session", session_id)
-        name = self.r.getex(key, ex=SESSION_TTL_S)
-        user = self.get(name)
-        return User(name, user["role"], session_id=session_id) if user else None
+        value = self.r.getex(self.store.key("session", session_id), ex=SESSION_TTL_S)
+        if not value:
+            return None
+        name, _, stamp = value.rpartition(":")
+        data = self.r.hgetall(self._user_key(name)) if name else {}
+        if not data or not hmac.compare_digest(data.get("stamp", ""), stamp):
+            return None
+        return User(name, data["role"], session_id=session_id)
 
     def end_session(self, session_id):
-        name = self.r.getdel(self.store.key("session", session_id))
-        if name:
-            self.r.srem(self.store.key("user_sessions", name), session_id)
-
-    def end_sessions(self, name):
-        key = self.store.key("user_sessions", name)
-        session_ids = self.r.smembers(key)
-        if session_ids:
-            self.r.delete(*(self.store.key("session", sid) for sid in session_ids))
-        self.r.delete(key)
+        """Delete one session (logout)."""
+        if session_id:
+            self.r.delete(self.store.key("session", session_id))
 
     # API tokens
 
@@ -176,9 +189,11 @@ class Users:
         """Create an API token for ``name``; return the token (shown once)."""
         self._require(name)
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        self.r.hset(self.store.key("token", token_id), mapping={
-            "user": name, "hash": _digest(secret), "label": label[:64], "created_at": time.time()})
-        self.r.sadd(self.store.key("user_tokens", name), token_id)
+        pipe = self.r.pipeline()
+        pipe.hset(self.store.key("token", token_id), mapping={
+            "user": name, "hash": _digest(secret), "label": (label or "")[:64], "created_at": time.time()})
+        pipe.sadd(self.store.key("user_tokens", name), token_id)
+        pipe.execute()
         return f"mon_{token_id}_{secret}"
 
     def load_token(self, token):
@@ -192,7 +207,9 @@ class Users:
         user = self.get(record["user"])
         if not user:
             return None
-        self.r.hset(self.store.key("token", parts[1]), "last_used", time.time())
+        now = time.time()
+        if now - float(record.get("last_used") or 0) > TOKEN_USE_RESOLUTION_S:
+            self.r.hset(self.store.key("token", parts[1]), "last_used", now)
         return User(user["name"], user["role"], token_id=parts[1])
 
     def tokens(self, name):
@@ -211,8 +228,10 @@ class Users:
         key = self.store.key("token", token_id)
         owner = self.r.hget(key, "user")
         if owner:
-            self.r.delete(key)
-            self.r.srem(self.store.key("user_tokens", owner), token_id)
+            pipe = self.r.pipeline()
+            pipe.delete(key)
+            pipe.srem(self.store.key("user_tokens", owner), token_id)
+            pipe.execute()
         return owner
 
     # First-run setup
@@ -236,6 +255,10 @@ class Users:
         if not (stored and token and hmac.compare_digest(stored, _digest(token))) or self.count():
             raise UserError("this setup link is not valid any more")
         self.create(name, "admin", password)
+
+
+def _stamp():
+    return secrets.token_hex(8)
 
 
 def _digest(secret):

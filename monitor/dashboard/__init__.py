@@ -8,4 +8,4 @@ bp = Blueprint("monitor_dashboard", __name__, url_prefix="/admin")
 bp.before_request(require_login)
 register_store_handler(bp)
 
-from . import routes  # noqa: E402,F401  (route registration)
+from . import routes, users  # noqa: E402,F401  (route registration)

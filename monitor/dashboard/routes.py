@@ -7,6 +7,7 @@ from ..extension import state
 from ..panels import PANELS
 from ..responses import error_response
 from . import bp
+from .users import nav_links
 
 
 @bp.get("/")
@@ -16,7 +17,7 @@ def index():
     monitor = state()
     panels = [panel.render(monitor, request.args) for panel in PANELS.values()]
     return render_template("monitor/dashboard.html", panels=panels, panels_meta=PANELS.values(),
-                           admin_links=[])
+                           admin_links=nav_links(current_user))
 
 
 @bp.get("/panels/<name>")

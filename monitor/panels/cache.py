@@ -1,4 +1,7 @@
-"""The cache panel."""
+"""The cache panel: keys, hit ratio per namespace, and clearing (operators and up)."""
+from flask_login import current_user
+
+from .. import cache
 from .base import Panel, register
 
 
@@ -6,3 +9,14 @@ from .base import Panel, register
 class CachePanel(Panel):
     name = "cache"
     title = "Cache"
+    poll = "10s"
+    actions = {"clear": ("operator", "clear")}
+
+    def context(self, monitor, args):
+        return {"stats": cache.stats(monitor), "can_clear": current_user.can("operator")}
+
+    def clear(self, monitor, form):
+        namespace = form.get("namespace") or None
+        cleared = cache.clear(monitor, namespace)
+        scope = f"namespace {namespace}" if namespace else "the app cache"
+        return f"Cleared {cleared} keys of {scope}."

@@ -21,4 +21,12 @@
       event.preventDefault();
     }
   });
+  // Plain forms (the users page) ask too.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.hasAttribute("data-confirm") && !form.hasAttribute("hx-post") &&
+        !window.confirm(form.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  });
 })();

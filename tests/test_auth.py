@@ -1,0 +1,429 @@
+"""Login, logout, setup, the role gate on every route, CSRF, brute-force limits, Redis down."""
+import re
+
+import pytest
+import requests
+from bs4 import BeautifulSoup
+
+from monitor import create_app
+from monitor.auth.users import RANK, SETUP_TTL_S, Users
+from monitor.extension import state
+
+from conftest import PASSWORD, Auth, bearer, csrf_from
+
+#: Routes that answer without a login (contract §4), plus the demo host app's own.
+PUBLIC_ENDPOINTS = {"monitor_health.health", "monitor_auth.login", "monitor_auth.setup", "monitor_auth.logout"}
+ROLES = ("viewer", "operator", "admin")
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _is_public(rule):
+    return (rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.endswith("static")
+            or rule.rule == "/" or rule.rule.startswith("/demo/"))
+
+
+def _url(app, rule, method):
+    """Build a URL for ``rule`` with placeholder arguments that match nothing real."""
+    adapter = app.url_map.bind("localhost")
+    return adapter.build(rule.endpoint, {arg: "0" for arg in rule.arguments}, method=method)
+
+
+def _routes(app, prefix=""):
+    """Yield (rule, method, url) for every route and method of the app under ``prefix``."""
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.rule.startswith(prefix):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method, _url(app, rule, method)
+
+
+def _send(client, method, url, headers=None):
+    """Send a harmless request: unsafe methods carry a JSON body no view accepts (an array)."""
+    if method in UNSAFE:
+        return client.open(url, method=method, data="[]", content_type="application/json", headers=headers)
+    return client.open(url, method=method, headers=headers)
+
+
+# ---------------------------------------------------------------- the gate on every route
+
+
+def test_no_route_outside_the_public_list_answers_a_stranger(app, client):
+    checked = []
+    for rule, method, url in _routes(app):
+        if _is_public(rule):
+            continue
+        response = _send(client, method, url)
+        checked.append(url)
+        if response.status_code == 302:
+            assert response.headers["Location"].startswith("/login?next="), (method, url)
+        else:
+            assert response.status_code == 401, (method, url, response.status_code)
+    assert any(url.startswith("/api/admin/") for url in checked) and "/admin/users" in checked
+
+
+def test_every_admin_view_declares_its_role(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(("/admin", "/api/admin")):
+            view = app.view_functions[rule.endpoint]
+            assert getattr(view, "required_role", None) in RANK, f"{rule.rule} lacks @role_required"
+
+
+@pytest.mark.parametrize("kind", ["cookie", "bearer"])
+def test_role_matrix_on_every_api_route(app, make_user, kind):
+    """Every /api/admin route × anonymous, viewer, operator, admin: 401, 403 or past the gate."""
+    users = {role: make_user(role) for role in ROLES}
+    clients = {}
+    for role, user in users.items():
+        clients[role] = app.test_client()
+        if kind == "cookie":
+            Auth(clients[role]).login(user)
+    stranger = app.test_client()
+    seen = 0
+    for rule, method, url in _routes(app, "/api/admin/"):
+        needed = app.view_functions[rule.endpoint].required_role
+        anonymous = _send(stranger, method, url)
+        assert anonymous.status_code == 401 and anonymous.json["error"] == "unauthorized", (method, url)
+        for role in ROLES:
+            client = clients[role]
+            if kind == "cookie":
+                headers = {"X-CSRFToken": csrf_from(client.get("/admin/account").get_data(as_text=True))}
+            else:
+                headers = bearer(users[role])
+            response = _send(client, method, url, headers)
+            assert response.is_json, (role, method, url)
+            if RANK[role] < RANK[needed]:
+                assert response.status_code == 403 and response.json["error"] == "forbidden", (role, method, url)
+            else:
+                assert response.status_code < 500 and response.status_code not in (401, 403), \
+                    (role, method, url, response.status_code, response.json)
+            assert response.headers["Cache-Control"] == "no-store"
+        seen += 1
+    assert seen >= 1  # /api/admin/audit at least; other capabilities add theirs
+
+
+def test_bad_bearer_tokens_are_strangers(client, make_user):
+    user = make_user("admin")
+    token_id = user["token"].split("_")[1]
+    for header in (f"Bearer {user['token']}x", f"Bearer mon_{token_id}_wrong", "Bearer x", f"Basic {user['token']}"):
+        response = client.get("/api/admin/audit", headers={"Authorization": header})
+        assert response.status_code == 401 and response.json == {
+            "error": "unauthorized", "detail": "log in or send Authorization: Bearer <token>"}
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="monitor"'
+    assert client.get("/api/admin/audit", headers=bearer(user)).status_code == 200
+
+
+# ---------------------------------------------------------------- unauthorized answers by kind
+
+
+def test_unauthorized_answers_by_kind_of_request(client):
+    browser = client.get("/admin/panels/metrics?x=1")
+    assert browser.status_code == 302 and browser.headers["Location"] == "/login?next=/admin/panels/metrics?x%3D1"
+    htmx = client.get("/admin/panels/metrics", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login"
+    api = client.get("/api/admin/audit")
+    assert api.status_code == 401 and api.json["error"] == "unauthorized"
+    wants_json = client.get("/admin/", headers={"Accept": "application/json"})
+    assert wants_json.status_code == 401 and wants_json.json["error"] == "unauthorized"
+
+
+def test_role_too_low_is_403_and_audited(client, auth, make_user, store):
+    viewer = make_user("viewer")
+    auth.login(viewer)
+    page = client.get("/admin/users")
+    assert page.status_code == 403 and "this needs the admin role" in page.get_data(as_text=True)
+    assert client.get("/api/admin/audit").json == {"error": "forbidden", "detail": "this needs the admin role"}
+    denied = [fields for _, fields in store.redis.xrange(store.key("audit"))
+              if fields["action"] == "access" and fields["result"] == "forbidden"]
+    assert len(denied) == 2 and {d["user"] for d in denied} == {viewer["name"]}
+
+
+# ---------------------------------------------------------------- login, logout, sessions
+
+
+def test_login_starts_a_fresh_session_and_logout_kills_the_cookie(client, auth, make_user, store):
+    user = make_user("viewer")
+    anonymous_csrf = csrf_from(client.get("/login").get_data(as_text=True))
+    auth.login(user)
+    assert auth.csrf and auth.csrf != anonymous_csrf  # nothing of the anonymous session survives
+    cookie = client.get_cookie("session").value
+    assert client.get("/admin/").status_code == 200
+    sessions = list(store.scan_prefix("session"))
+    assert len(sessions) == 1
+    assert auth.logout().headers["Location"] == "/login"
+    assert list(store.scan_prefix("session")) == []
+    client.set_cookie("session", cookie)  # replay the old cookie
+    replay = client.get("/admin/panels/metrics", headers={"Accept": "application/json"})
+    assert replay.status_code == 401 and replay.json["error"] == "unauthorized"
+    actions = [(f["action"], f["result"], f["user"]) for _, f in store.redis.xrange(store.key("audit"))]
+    assert ("login", "ok", user["name"]) in actions and ("logout", "ok", user["name"]) in actions
+
+
+@pytest.mark.parametrize("change", ["password", "role", "delete"])
+def test_a_replayed_cookie_dies_with_a_password_role_change_or_deletion(app, make_user, change):
+    user = make_user("operator")
+    make_user("admin")  # so the operator is never the last admin
+    victim, other = app.test_client(), app.test_client()
+    Auth(victim).login(user)
+    Auth(other).login(user)  # a second session of the same user
+    cookie = victim.get_cookie("session").value
+    users = Users(state(app).store)
+    if change == "password":
+        users.set_password(user["name"], "another-long-password")
+    elif change == "role":
+        users.set_role(user["name"], "viewer")
+    else:
+        users.delete(user["name"])
+    for client in (victim, other):  # each replays the cookie it holds
+        response = client.get("/admin/", headers={"Accept": "application/json"})
+        assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert victim.get_cookie("session").value == cookie
+
+
+def test_wrong_password_is_401_and_audited_without_the_password(client, make_user, store):
+    user = make_user("viewer")
+    csrf = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": user["name"], "password": "wrong-password!",
+                                           "csrf_token": csrf})
+    assert response.status_code == 401 and "Wrong name or password." in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+    entries = store.redis.xrange(store.key("audit"))
+    assert [(f["action"], f["result"], f["user"]) for _, f in entries] == [
+        ("login", "failed", user["name"]), ("access", "unauthorized", "-")]
+    assert entries[0][1]["ip"] == "127.0.0.1" and entries[1][1]["detail"] == '{"path": "/admin/"}'
+    assert "wrong-password!" not in str(entries)
+
+
+def test_login_without_csrf_token_is_refused(client, make_user):
+    user = make_user("viewer")
+    response = client.post("/login", data={"username": user["name"], "password": PASSWORD})
+    assert response.status_code == 400 and "The form expired" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("/admin/panels/cache", "/admin/panels/cache"),
+    ("/admin/?x=1", "/admin/?x=1"),
+    ("https://evil.example/", "/admin/"),
+    ("//evil.example/", "/admin/"),
+    ("/\\evil.example", "/admin/"),
+    ("/\t/evil.example", "/admin/"),
+    ("javascript:alert(1)", "/admin/"),
+    ("admin", "/admin/"),
+])
+def test_next_goes_only_to_local_paths(client, make_user, target, expected):
+    user = make_user("viewer")
+    csrf = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", query_string={"next": target},
+                           data={"username": user["name"], "password": PASSWORD, "csrf_token": csrf})
+    assert response.status_code == 302 and response.headers["Location"] == expected
+
+
+def test_session_cookie_flags(client, make_user):
+    user = make_user("viewer")
+    csrf = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": user["name"], "password": PASSWORD, "csrf_token": csrf})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie  # plain HTTP here
+
+
+# ---------------------------------------------------------------- CSRF
+
+
+def test_cookie_post_without_csrf_changes_nothing(client, auth, make_user, store):
+    admin = make_user("admin")
+    auth.login(admin)
+    users = Users(store)
+    before = users.list()
+    form = {"username": "mallory", "role": "admin", "password": "mallory-password"}
+    refused = client.post("/admin/users", data=form)
+    assert refused.status_code == 403 and "CSRF check failed" in refused.get_data(as_text=True)
+    wrong = client.post("/admin/users", data={**form, "csrf_token": "forged"})
+    assert wrong.status_code == 403
+    deleted = client.post(f"/admin/users/{admin['name']}/delete")
+    assert deleted.status_code == 403
+    assert users.list() == before and users.get("mallory") is None
+    refusals = [f for _, f in store.redis.xrange(store.key("audit")) if f["action"] == "csrf"]
+    assert len(refusals) >= 3
+    # the same request with the token goes through
+    assert client.post("/admin/users", data={**form, "csrf_token": auth.csrf}).status_code == 303
+    assert users.get("mallory")["role"] == "admin"
+
+
+def test_bearer_requests_need_no_csrf(client, make_user, store):
+    admin, other = make_user("admin"), make_user("viewer")
+    response = client.post(f"/admin/users/{other['name']}/role", headers=bearer(admin), data={"role": "operator"})
+    assert response.status_code == 303 and Users(store).get(other["name"])["role"] == "operator"
+
+
+def test_logout_needs_csrf(client, auth, make_user):
+    auth.login(make_user("viewer"))
+    assert client.post("/logout").status_code == 403
+    assert client.get("/admin/").status_code == 200  # still logged in
+    assert auth.logout().status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Sec-Fetch-Site": "cross-site"},
+])
+def test_cross_site_unsafe_requests_are_refused(client, auth, make_user, store, headers):
+    auth.login(make_user("admin"))
+    response = client.post("/admin/users", headers={**auth.headers(), **headers},
+                           data={"username": "crosser", "role": "viewer", "password": "long-enough-pw",
+                                 "csrf_token": auth.csrf})
+    assert response.status_code == 403 and "cross-site" in response.get_data(as_text=True)
+    assert Users(store).get("crosser") is None
+    same = client.post("/admin/users", headers={**auth.headers(), "Origin": "http://localhost",
+                                                "Sec-Fetch-Site": "same-origin"},
+                       data={"username": "crosser", "role": "viewer", "password": "long-enough-pw",
+                             "csrf_token": auth.csrf})
+    assert same.status_code == 303 and Users(store).get("crosser")["role"] == "viewer"
+
+
+# ---------------------------------------------------------------- first-run setup
+
+
+def test_setup_link_works_once_and_expires(client, store):
+    users = Users(store)
+    token = users.new_setup_token()
+    ttl = store.redis.ttl(store.key("setup_token"))
+    assert SETUP_TTL_S - 60 < ttl <= SETUP_TTL_S == 24 * 3600
+    assert token not in store.redis.get(store.key("setup_token"))  # stored hashed
+    assert client.get("/setup?token=wrong").status_code == 404
+    page = client.get(f"/setup?token={token}")
+    assert page.status_code == 200
+    csrf = csrf_from(page.get_data(as_text=True))
+    form = {"username": "root", "password": "first-admin-pw", "confirm": "first-admin-pw", "csrf_token": csrf}
+    created = client.post(f"/setup?token={token}", data=form)
+    assert created.status_code == 302 and created.headers["Location"] == "/login"
+    assert users.get("root")["role"] == "admin" and users.password_hash("root").startswith("scrypt:")
+    assert store.redis.exists(store.key("setup_token")) == 0
+    again = client.post(f"/setup?token={token}", data={**form, "username": "second"})
+    assert again.status_code == 410 and users.get("second") is None
+    assert "Setup is closed" in client.get(f"/setup?token={token}").get_data(as_text=True)
+    assert users.new_setup_token() is None  # never again once a user exists
+
+
+def test_no_default_account(client, store):
+    assert Users(store).count() == 0
+    csrf = csrf_from(client.get("/login").get_data(as_text=True))
+    for name, password in (("admin", "admin"), ("admin", "password"), ("root", "root")):
+        response = client.post("/login", data={"username": name, "password": password, "csrf_token": csrf})
+        assert response.status_code == 401
+
+
+def test_master_logs_a_setup_link_that_works_once(gunicorn, store):
+    server = gunicorn(workers=1)
+    found = re.search(r"(http://\S+/setup\?token=(\S+))", server.log())
+    assert found and found.group(1).startswith(server.url)
+    session = requests.Session()
+    page = session.get(found.group(1), timeout=10)
+    assert page.status_code == 200
+    form = {"username": "first", "password": "first-admin-pw", "confirm": "first-admin-pw",
+            "csrf_token": csrf_from(page.text)}
+    assert session.post(found.group(1), data=form, allow_redirects=False, timeout=10).status_code == 302
+    assert Users(store).get("first")["role"] == "admin"
+    assert requests.get(found.group(1), timeout=10).status_code == 410
+
+
+# ---------------------------------------------------------------- brute force
+
+
+def _try_login(session, base, name, password):
+    csrf = csrf_from(session.get(base + "/login", timeout=10).text)
+    return session.post(base + "/login", data={"username": name, "password": password, "csrf_token": csrf},
+                        allow_redirects=False, timeout=10)
+
+
+def test_sixth_wrong_password_in_a_minute_is_429_whichever_worker_answers(gunicorn, make_user, store):
+    server = gunicorn(workers=3)
+    user = make_user("admin")
+    session = requests.Session()
+    answers = [_try_login(session, server.url, user["name"], "wrong-password").status_code for _ in range(5)]
+    assert answers == [401] * 5
+    # the count lives in the shared Redis, not in one worker's memory
+    keys = [k for k in store.redis.scan_iter(match=store.key("limiter") + "*") if "account" in k]
+    assert len(keys) == 1 and store.redis.llen(keys[0]) == 5 and store.redis.ttl(keys[0]) > 0
+    for _ in range(6):  # sync workers close each connection, so any of the 3 workers answers
+        response = _try_login(session, server.url, user["name"], "wrong-password")
+        assert response.status_code == 429 and "Too many failed logins" in response.text
+    # even the right password waits out the minute
+    assert _try_login(session, server.url, user["name"], user["password"]).status_code == 429
+    limited = [f for _, f in store.redis.xrange(store.key("audit")) if f["result"] == "rate_limited"]
+    assert len(limited) == 7
+
+
+def test_login_limit_per_ip_counts_across_accounts(app_config):
+    app = create_app({**app_config, "MONITOR_LOGIN_LIMIT_IP": "3/minute"})
+    try:
+        client = app.test_client()
+        csrf = csrf_from(client.get("/login").get_data(as_text=True))
+        codes = [client.post("/login", data={"username": f"nobody{i}", "password": "x", "csrf_token": csrf}).status_code
+                 for i in range(4)]
+        assert codes == [401, 401, 401, 429]
+    finally:
+        state(app).flusher.stop(flush=False)
+
+
+def test_successful_logins_do_not_count(client, make_user):
+    user = make_user("viewer")
+    for _ in range(7):
+        auth = Auth(client)
+        auth.login(user)
+        auth.logout()
+
+
+# ---------------------------------------------------------------- Redis down
+
+
+def test_redis_down_login_is_503_never_500_never_open(system_redis, app_config, tmp_path):
+    server = system_redis()
+    app = create_app({**app_config, "MONITOR_REDIS_URL": server.url})
+    try:
+        users = Users(state(app).store)
+        users.create("ada", "admin", PASSWORD)
+        token = users.create_token("ada")
+        logged_in = app.test_client()
+        Auth(logged_in).login({"name": "ada", "password": PASSWORD})
+        stranger = app.test_client()
+        csrf = csrf_from(stranger.get("/login").get_data(as_text=True))
+        server.kill()
+
+        page = stranger.get("/login")
+        assert page.status_code == 200  # the form itself needs no store
+        for _ in range(7):  # more than the limit: failures are not even counted, nobody gets in
+            attempt = stranger.post("/login", data={"username": "ada", "password": PASSWORD, "csrf_token": csrf})
+            assert attempt.status_code == 503 and attempt.headers["Retry-After"] == "5"
+            assert "unreachable" in attempt.get_data(as_text=True)
+        dashboard = logged_in.get("/admin/")
+        assert dashboard.status_code == 503 and "log out" not in dashboard.get_data(as_text=True).lower()
+        api = logged_in.get("/api/admin/audit")
+        assert api.status_code == 503 and api.json["error"] == "unavailable"
+        token_call = stranger.get("/api/admin/audit", headers={"Authorization": f"Bearer {token}"})
+        assert token_call.status_code == 503 and token_call.json["error"] == "unavailable"
+        htmx = logged_in.get("/admin/panels/metrics", headers={"HX-Request": "true"})
+        assert htmx.status_code == 503
+        assert stranger.get("/health").json["redis"] == {"ok": False}
+        assert app.extensions["monitor"].limiter._storage_dead  # limits went on in this process's memory
+    finally:
+        state(app).flusher.stop(flush=False)
+
+
+def test_redis_back_logins_work_again(system_redis, app_config):
+    server = system_redis()
+    app = create_app({**app_config, "MONITOR_REDIS_URL": server.url})
+    try:
+        Users(state(app).store).create("ada", "admin", PASSWORD)
+        client = app.test_client()
+        server.process.send_signal(19)  # SIGSTOP: a hung Redis, answers time out
+        csrf = csrf_from(client.get("/login").get_data(as_text=True))
+        hung = client.post("/login", data={"username": "ada", "password": PASSWORD, "csrf_token": csrf})
+        assert hung.status_code == 503
+        server.process.send_signal(18)  # SIGCONT
+        Auth(client).login({"name": "ada", "password": PASSWORD})
+        soup = BeautifulSoup(client.get("/admin/").get_data(as_text=True), "html.parser")
+        assert soup.select_one(".who").text.startswith("ada")
+    finally:
+        state(app).flusher.stop(flush=False)
