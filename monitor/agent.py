@@ -251,11 +251,24 @@ class Agent:
         self._step(op, "restart", pid, self._new_worker(op, before))
 
     def _rolling(self, op):
-        """Replace every worker, one at a time: add one, wait for its heartbeat, remove the oldest."""
+        """Replace every worker, one at a time: add one, wait for its heartbeat, remove the oldest.
+
+        A worker that dies meanwhile is replaced by gunicorn itself: that step is ``crashed``,
+        its new pid the replacement once it heartbeats, and the operation goes on.
+        """
         old = self._gunicorn_pids()
         self._add_total(op, len(old))
         known = set(old)
-        for _ in old:
+        handled = set()
+        while True:
+            running = self._gunicorn_pids()
+            for pid in [p for p in old if p not in running and p not in handled]:
+                handled.add(pid)
+                new_pid = self._new_worker(op, known)
+                known.add(new_pid)
+                self._step(op, "crashed", pid, new_pid)
+            if not [p for p in running if p in old and p not in handled]:
+                break
             self._resize("worker add")
             try:
                 new_pid = self._new_worker(op, known)
@@ -270,6 +283,7 @@ class Agent:
             self.expected.add(oldest)
             self._resize("worker remove")  # gunicorn stops the oldest worker, gracefully
             self._gone(op, oldest)
+            handled.add(oldest)
             self._step(op, "replace", oldest, new_pid)
 
     def _reload(self, op):

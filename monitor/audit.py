@@ -13,8 +13,9 @@ log = logging.getLogger(__name__)
 
 #: Entries kept (Redis stream MAXLEN, approximate); about 300 bytes each.
 AUDIT_CAP = 10_000
-#: The shape of an entry id, the cursor of ``entries``.
-CURSOR_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+#: The shape of an entry id, the cursor of ``entries`` (use ``fullmatch``): ASCII digits, each part
+#: below 2**64 and a non-zero time, so Redis never refuses it (``(0-0`` or a 20-digit part would).
+CURSOR_RE = re.compile(r"^[1-9][0-9]{0,18}-[0-9]{1,19}$")
 
 
 def record(store, action, result="ok", user=None, **detail):
@@ -35,7 +36,7 @@ def record(store, action, result="ok", user=None, **detail):
 
 def entries(store, limit=100, before=None):
     """Return up to ``limit`` entries, newest first, older than the cursor ``before`` (an entry id)."""
-    if before and not CURSOR_RE.match(before):
+    if before and not CURSOR_RE.fullmatch(before):
         raise ValueError("before is the id of an entry, such as 1700000000000-0")
     raw = store.redis.xrevrange(store.key("audit"), max=f"({before}" if before else "+", count=limit)
     return [{"id": entry_id, **fields, "ts": float(fields["ts"]),

@@ -15,11 +15,13 @@ being ``key("cache") + ":"``. The namespace of a key is its text up to the first
 Hits and misses are counted in process by the backend's ``get``/``get_many`` (``has`` is an
 existence probe, not a read) and shipped by the flusher into one hash per minute.
 """
+import logging
 import os
 import re
 import threading
 import time
 
+import redis
 from flask_caching import Cache
 from flask_caching.backends.rediscache import RedisCache
 from flask_caching.utils import function_namespace
@@ -43,6 +45,11 @@ MEMORY_SAMPLE = 200
 #: Namespaces listed by stats (those with the most keys and reads first).
 MAX_LISTED = 100
 MEMVER = "_memver"
+#: After a failed Redis call the app cache acts as an empty cache (reads miss, writes are
+#: skipped) for this long without trying Redis, so a request pays at most one Redis
+#: timeout budget, MONITOR_REDIS_TIMEOUT × (retries + 1), while Redis is dead or hung.
+OUTAGE_PAUSE_S = 1.0
+log = logging.getLogger(__name__)
 _SEPARATOR = re.compile(r"[:/]")
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
@@ -93,22 +100,76 @@ class HitCounter:
 
 
 class CountingRedisCache(RedisCache):
-    """Flask-Caching's Redis backend that counts each read as a hit or a miss, in process."""
+    """Flask-Caching's Redis backend that counts each read as a hit or a miss, in process.
+
+    While Redis is unreachable it never raises: it answers as an empty cache (a read is a
+    counted miss, ``set``/``add``/``delete`` return False) so the host app's requests go on.
+    """
 
     counter = None
+    _down_until = 0.0
+    _outage = False
+
+    def _safely(self, fallback, call, *args):
+        if self._down_until:
+            if time.monotonic() < self._down_until:
+                return fallback
+            self._down_until = 0.0
+        try:
+            result = call(*args)
+        except redis.RedisError as exc:
+            if not self._outage:
+                log.warning("app cache: Redis is unreachable (%s); reads miss until it answers", exc)
+            self._outage = True
+            self._down_until = time.monotonic() + OUTAGE_PAUSE_S
+            return fallback
+        if self._outage:
+            self._outage = False
+            log.info("app cache: Redis answers again")
+        return result
 
     def get(self, key):
-        value = super().get(key)
+        value = self._safely(None, super().get, key)
         if self.counter is not None:
             self.counter.count(key, value is not None)
         return value
 
     def get_many(self, *keys):
-        values = super().get_many(*keys)
+        values = self._safely([None] * len(keys), super().get_many, *keys)
         if self.counter is not None:
             for key, value in zip(keys, values):
                 self.counter.count(key, value is not None)
         return values
+
+    def set(self, key, value, timeout=None):
+        return self._safely(False, super().set, key, value, timeout)
+
+    def add(self, key, value, timeout=None):
+        return self._safely(False, super().add, key, value, timeout)
+
+    def set_many(self, mapping, timeout=None):
+        return self._safely([], super().set_many, mapping, timeout)
+
+    def delete(self, key):
+        return self._safely(False, super().delete, key)
+
+    def delete_many(self, *keys):
+        return self._safely([], super().delete_many, *keys)
+
+    def unlink(self, *keys):
+        return self._safely(0, super().unlink, *keys)
+
+    def has(self, key):
+        return self._safely(False, super().has, key)
+
+    def inc(self, key, delta=1):
+        return self._safely(None, super().inc, key, delta)
+
+    def dec(self, key, delta=1):
+        return self._safely(None, super().dec, key, delta)
+
+    def clear(self):
+        return self._safely(False, super().clear)
 
 
 class AppCache(Cache):

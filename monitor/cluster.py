@@ -255,6 +255,8 @@ def parse_request(body):
     if mode == "worker":
         if isinstance(pid, str) and pid.strip().isdigit():
             pid = int(pid)
+        elif isinstance(pid, float) and pid.is_integer():  # JSON 454.0 is the whole number 454
+            pid = int(pid)
         if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
             raise Refused(400, "mode worker needs pid, a positive whole number")
     elif pid not in (None, ""):

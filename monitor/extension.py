@@ -78,6 +78,7 @@ class Monitor:
 
         from . import cli, health, security
         from .api import bp as api_bp
+        from .api.openapi import bp as openapi_bp
         from .auth import init_app as init_auth
         from .dashboard import bp as dashboard_bp
 
@@ -89,8 +90,8 @@ class Monitor:
         app.register_blueprint(health.bp)
         app.register_blueprint(dashboard_bp)
         app.register_blueprint(api_bp)
+        app.register_blueprint(openapi_bp)
         app.cli.add_command(cli.group)
-        app.before_request(monitor_state.start_worker)
         for capability in _capabilities():
             capability.init_app(app, monitor_state)
         return monitor_state

@@ -1,14 +1,24 @@
-"""Request hooks: time every host-app request and count it by endpoint rule, method and status class.
+"""The monitor's request hooks: its only app-wide ``before_request`` and ``after_request``.
 
-The hot path stays in the process: one ``perf_counter_ns`` at each end, a tuple key and a
-histogram bucket increment in :class:`monitor.metrics.Recorder`; the flusher ships it.
+A request to the host app pays for these two and nothing else of the monitor (an exception
+the app does not handle reaches a receiver of Flask's ``got_request_exception``). Each reads
+the request context once (every access through Flask's ``request`` proxy costs about a
+microsecond) and splits at once on the path: the monitor's own routes get the cross-site
+check and the security headers (``security.py``) and are never counted; a host-app request is
+timed and counted by endpoint rule, method and status class (``metrics.Recorder``: one
+``perf_counter_ns`` at each end, a tuple key and a histogram bucket increment, in process;
+the flusher ships it), and profiled only while a CPU session targets this worker or an
+admin asks ``?_profile=1``. What else the monitor needs per request is scoped to its own
+blueprints (the login limiter, Flask-Login's cookie hook) or done lazily (a log record's
+request id, the CSP nonce).
 """
 from time import perf_counter_ns
 
+from flask import got_request_exception
 from flask.globals import _cv_request
 
-from . import metrics, prometheus
-from .security import is_own_path
+from . import metrics, profiling, prometheus
+from .security import add_headers, is_own_path, refuse_cross_site
 
 #: WSGI environ key holding the request's start time; absent for the monitor's own routes.
 START = "monitor.start_ns"
@@ -23,26 +33,29 @@ def init_app(app, monitor):
     status_class = metrics.STATUS_CLASS
     unmatched = metrics.UNMATCHED
     record = recorder.record
+    profile_query = profiling.PROFILE_QUERY
+    profiled = profiling.PROFILE
 
-    # The request context is read straight from Flask's context variable: each access
-    # through the ``request`` proxy costs about as much as all the rest of a hook.
     def start_timer():
         started = perf_counter_ns()
+        if not monitor.started:  # the first request after a fork starts this worker's flusher
+            monitor.start_worker()
         req = _cv_request.get().request
         if is_own_path(req.path):
-            return
-        req.environ[START] = started
+            return refuse_cross_site(req)
+        environ = req.environ
+        environ[START] = started
         counters = monitor.counters
         counters.requests += 1
         counters.in_flight += 1
         recorder.own_ns += perf_counter_ns() - started
+        cpu = monitor.cpu_profiler  # profiling is set up after this module: look it up here
+        if cpu.active is not None or profile_query in req.query_string:
+            profiling.request_start(cpu, req)
+        return None
 
-    def _finish(code):
+    def _finish(req, started, code):
         ended = perf_counter_ns()
-        req = _cv_request.get().request
-        started = req.environ.pop(START, None)
-        if started is None:
-            return
         rule = req.url_rule
         method = req.method
         record((rule.rule if rule is not None else unmatched, method if method in METHODS else "OTHER",
@@ -52,18 +65,30 @@ def init_app(app, monitor):
         recorder.own_n += 1
 
     def stop_timer(response):
-        _finish(response.status_code)
+        req = _cv_request.get().request
+        environ = req.environ
+        if profiled in environ:
+            response = profiling.request_end(monitor.cpu_profiler, environ, response)
+        started = environ.pop(START, None)
+        if started is not None:
+            _finish(req, started, response.status_code)
+        elif is_own_path(req.path):
+            add_headers(response, req)
         return response
 
-    def unhandled(exc):
-        # Runs after stop_timer, which already popped START, unless an exception escaped
-        # the app (PROPAGATE_EXCEPTIONS): then the request counts as a server error.
-        if START in _cv_request.get().request.environ:
-            _finish(500)
+    def unhandled(sender, exception, **extra):
+        # Flask may re-raise it (PROPAGATE_EXCEPTIONS), and then no after_request hook runs:
+        # count the server error now (a teardown hook would cost every request a call).
+        req = _cv_request.get().request
+        environ = req.environ
+        if START in environ:
+            _finish(req, environ.pop(START), 500)
+        if profiled in environ:
+            profiling.request_end(monitor.cpu_profiler, environ)
 
     # First before_request and last after_request, so the app's own hooks are timed too.
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
     app.after_request_funcs.setdefault(None, []).insert(0, stop_timer)
-    app.teardown_request(unhandled)
+    got_request_exception.connect(unhandled, app, weak=False)
     app.register_blueprint(prometheus.bp)
     monitor.features["metrics"] = True

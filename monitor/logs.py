@@ -12,9 +12,9 @@ import logging
 import os
 import re
 import threading
-from contextvars import ContextVar
 
 import redis
+from flask.globals import _cv_request
 
 from .audit import CURSOR_RE
 
@@ -34,7 +34,9 @@ SCAN_LIMIT = 20000
 #: Stream retention: the key expires this long after the last record shipped.
 TTL_S = 30 * 86400
 
-request_id = ContextVar("monitor_request_id", default=None)
+#: WSGI environ key of the request id, drawn when the request first logs a line.
+REQUEST_ID = "monitor.request_id"
+_request_ids = itertools.count(1)
 _busy = threading.local()
 _formatter = logging.Formatter()
 
@@ -75,7 +77,7 @@ class StreamHandler(logging.Handler):
         """Return the stream fields of one record."""
         fields = {"ts": f"{record.created:.3f}", "level": record.levelname, "logger": record.name or "root",
                   "message": record.getMessage()[:MAX_MESSAGE], "host": self.host, "pid": str(record.process)}
-        rid = request_id.get()
+        rid = request_id()
         if rid:
             fields["request_id"] = rid
         if record.exc_info:
@@ -139,23 +141,26 @@ def install_master(store, settings, host):
 
 
 def init_app(app, monitor):
-    """Install the handler, the request id hook and the shipper."""
+    """Install the handler and the shipper."""
     config = app.config
     handler = install(config["MONITOR_HOST_NAME"], config["MONITOR_LOG_BUFFER"], config["MONITOR_LOG_MAXLEN"],
                       LEVELS[config["MONITOR_LOG_LEVEL"]])
     monitor.log_handler = handler
     monitor.flusher.add_shipper(handler.ship(monitor.store))
-    counter = itertools.count(1)
-
-    def set_request_id():
-        request_id.set(f"{os.getpid():x}-{next(counter):x}")
-
-    def clear_request_id(exc):
-        request_id.set(None)
-
-    app.before_request_funcs.setdefault(None, []).insert(0, set_request_id)
-    app.teardown_request(clear_request_id)
     monitor.features["logs"] = True
+
+
+def request_id():
+    """Return the id (``<pid hex>-<n hex>``) of the request being served, or None outside one."""
+    # Drawn when the request logs its first record: one that logs nothing (most) costs nothing.
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        return None
+    environ = ctx.request.environ
+    rid = environ.get(REQUEST_ID)
+    if rid is None:
+        rid = environ[REQUEST_ID] = f"{os.getpid():x}-{next(_request_ids):x}"
+    return rid
 
 
 def parse_filters(args):
@@ -163,17 +168,18 @@ def parse_filters(args):
     level = (args.get("level") or "DEBUG").upper()
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}")
-    q = (args.get("q") or "").strip()
+    q = args.get("q") or ""
     if len(q) > 200:
         raise ValueError("q must be at most 200 characters")
+    q = q.strip()
     host = (args.get("host") or "").strip() or None
     pid = args.get("pid") or None
     if pid is not None:
-        if not re.fullmatch(r"\d{1,10}", pid):
+        if not re.fullmatch(r"[0-9]{1,10}", pid):
             raise ValueError("pid must be a whole number")
         pid = int(pid)
     before = args.get("before") or None
-    if before and not CURSOR_RE.match(before):
+    if before and not CURSOR_RE.fullmatch(before):
         raise ValueError("before is the id of an entry, such as 1700000000000-0")
     return {"level": level, "q": q, "host": host, "pid": pid, "before": before}
 

@@ -4,11 +4,12 @@ Rendered by prometheus_client from the same data as the JSON API (a custom colle
 reads Redis), never from per-process files. Lifetime request counts are counters; the
 window's percentiles and per-worker readings are gauges.
 """
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import metrics
+from .api.errors import BadRequest, int_arg
 from .auth import require_login
 from .auth.decorators import role_required
 from .extension import state
@@ -81,11 +82,9 @@ class FleetCollector:
 def exposition():
     """The Prometheus text format of the merged metrics (``?window=`` s, default 60)."""
     try:
-        window = int(request.args.get("window") or 60)
-    except ValueError:
-        window = 0
-    if not 10 <= window <= 86400:
-        return error_response(400, "bad_request", "window must be a whole number between 10 and 86400")
+        window = int_arg("window", 60, 10, 86400)
+    except BadRequest as exc:
+        return error_response(400, "bad_request", str(exc))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(state().store, window))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

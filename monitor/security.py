@@ -3,6 +3,8 @@
 Only the monitor's own routes get these headers: the host app's pages keep the policy
 their authors chose. The CSP forbids inline scripts except the one carrying this
 request's nonce; htmx runs with eval and script tags off (see base.html).
+The monitor's request hooks (``instrumentation.py``) call :func:`refuse_cross_site` and
+:func:`add_headers` for its own paths only.
 """
 import secrets
 
@@ -32,18 +34,31 @@ def csp_nonce():
 
 
 class _SessionInterface(SecureCookieSessionInterface):
-    """Mark the session cookie Secure whenever the request came over HTTPS."""
+    """Mark the session cookie Secure over HTTPS; spare a request without a session any work."""
+
+    def open_session(self, app, request):
+        # Without the cookie the session starts empty: skip building the signing serializer,
+        # which serializes a probe value on construction (more than all the monitor's hooks).
+        if app.secret_key and self.get_cookie_name(app) not in request.environ.get("HTTP_COOKIE", ""):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if session or session.modified or session.accessed:  # else Flask would do nothing either
+            super().save_session(app, session, response)
 
     def get_cookie_secure(self, app):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
 
-def _refuse_cross_site():
-    if request.method in ("GET", "HEAD", "OPTIONS") or not is_own_path(request.path):
+def refuse_cross_site(req):
+    """Refuse an unsafe request to an own route with a foreign Origin or from a cross-site page."""
+    if req.method in ("GET", "HEAD", "OPTIONS"):
         return None
-    site = request.headers.get("Sec-Fetch-Site")
-    origin = request.headers.get("Origin")
-    if site == "cross-site" or (origin and origin != request.host_url.rstrip("/")):
+    headers = req.headers
+    site = headers.get("Sec-Fetch-Site")
+    origin = headers.get("Origin")
+    if site == "cross-site" or (origin and origin != req.host_url.rstrip("/")):
         # Behind a proxy that terminates HTTPS, Origin is https:// while Flask sees http://
         # unless MONITOR_TRUST_PROXY is set: say so rather than fail mysteriously.
         return error_response(403, "forbidden", "cross-site requests are refused (behind a proxy, "
@@ -51,15 +66,14 @@ def _refuse_cross_site():
     return None
 
 
-def _headers(response):
-    if not is_own_path(request.path):
-        return response
+def add_headers(response, req):
+    """Put the security headers on a response of an own route."""
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP.format(nonce=csp_nonce()))
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "same-origin"
     headers.setdefault("X-Frame-Options", "DENY")
-    if not request.path.startswith("/static/"):
+    if not req.path.startswith("/static/"):
         headers["Cache-Control"] = "no-store"
     return response
 
@@ -69,6 +83,4 @@ def init_app(app):
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
     app.session_interface = _SessionInterface()
-    app.before_request(_refuse_cross_site)
-    app.after_request(_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

@@ -73,14 +73,15 @@ class Store:
     def ok(self):
         """Tell whether Redis answers a PING now (cached for a fraction of a second)."""
         checked, answer = self._ok
-        now = time.monotonic()
-        if now - checked < OK_CACHE_S:
+        if time.monotonic() - checked < OK_CACHE_S:
             return answer
         try:
             answer = bool(self.redis.ping())
         except redis.RedisError:
             answer = False
-        self._ok = (now, answer)
+        # Stamped after the PING: a hung Redis's timed-out PING is then trusted for OK_CACHE_S too,
+        # so /health polled hard costs a worker at most half its time, not all of it.
+        self._ok = (time.monotonic(), answer)
         return answer
 
     def scan_prefix(self, *parts, count=1000):

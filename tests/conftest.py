@@ -260,16 +260,25 @@ def gunicorn(tmp_path, redis_url, prefix):
 
 
 class SystemRedis:
-    """A redis-server from the system on a free port, which a test may kill or freeze."""
+    """A redis-server from the system on a free port, which a test may kill, freeze or restart.
 
-    def __init__(self, directory):
+    ``persist=True`` keeps an append-only file fsynced at every write, so a restart
+    (``start()`` again, same port and folder) finds every acknowledged write.
+    """
+
+    def __init__(self, directory, persist=False):
+        os.makedirs(directory, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                     "--dir", str(directory)]
+        self.args += ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self.ping, 10, message="redis-server to answer")
+        return self
 
     def ping(self):
         import redis
@@ -295,8 +304,8 @@ def system_redis(tmp_path):
     need_program("redis-server", "tests that kill or freeze Redis")
     servers = []
 
-    def start():
-        server = SystemRedis(tmp_path)
+    def start(persist=False):
+        server = SystemRedis(tmp_path / f"redis{len(servers)}", persist)
         servers.append(server)
         return server
 

@@ -2,6 +2,7 @@
 import inspect
 import os
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -231,6 +232,13 @@ def test_profile_query_gives_an_admin_that_requests_report(client, make_user):
     plain = client.get("/demo/hello?_profile=1", headers=bearer(make_user("operator")))
     assert plain.get_json() == {"message": "hello"}
     assert client.get("/demo/hello?_profile=1").get_json() == {"message": "hello"}
+
+
+def test_a_profiled_request_that_raises_stops_its_profiler(app, client, make_user):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    page = client.get("/demo/error?_profile=1", headers=bearer(make_user("admin")))
+    assert page.status_code == 500 and sys.getprofile() is None
+    assert client.get("/demo/hello?_profile=1", headers=bearer(make_user("admin"))).mimetype == "text/html"
 
 
 def test_panel_shows_results_to_admins_only(client, auth, make_user, app):

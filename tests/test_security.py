@@ -75,6 +75,8 @@ def test_htmx_config_is_locked_down(client):
 def test_host_app_routes_keep_their_own_headers(client):
     response = client.get("/demo/hello")
     assert response.status_code == 200 and "Content-Security-Policy" not in response.headers
+    # The monitor's session and login stay out of them: no cookie, no "Vary: Cookie" for caches.
+    assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
 
 
 def test_monitored_data_is_escaped(client, auth, make_user, store):

@@ -8,7 +8,7 @@ from ..profiling import cpu as cpu_mod
 from ..profiling import memory as memory_mod
 from ..profiling.cpu import report_response
 from . import bp
-from .errors import BadRequest, json_body
+from .errors import BadRequest, json_body, json_int
 
 
 def _parsed(parse, value):
@@ -32,7 +32,7 @@ def with_links(summary):
 @role_required("admin")
 def profiler_cpu_start():
     body = json_body()
-    duration = _parsed(cpu_mod.parse_duration, body.get("duration_s"))
+    duration = _parsed(cpu_mod.parse_duration, json_int(body, "duration_s"))
     target = _parsed(cpu_mod.parse_target, body.get("target"))
     try:
         sid = state().cpu_profiler.start(duration, target, current_user.name)
@@ -123,7 +123,7 @@ def profiler_memory_snapshot():
 def profiler_memory_start():
     body = json_body()
     memory = state().memory_profiler
-    max_s = _parsed(memory.parse_max, body.get("max_duration_s"))
+    max_s = _parsed(memory.parse_max, json_int(body, "max_duration_s"))
     return _memory_call(memory.start, body.get("target"), max_s), 202
 
 

@@ -76,7 +76,9 @@ def init_app(app):
     manager.request_loader(_load_token_user)
     manager.unauthorized_handler(unauthorized)
     manager.session_protection = None  # the server-side session id already binds the login
-    manager.init_app(app)
+    # Its remember-cookie hook reads the session, which adds "Vary: Cookie" to any response
+    # (the host app's too) and costs every request; only login and logout can need it.
+    _on_auth_routes_only(app, lambda: manager.init_app(app))
 
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     # Flask's defaults hold SESSION_COOKIE_SAMESITE=None, so setdefault would never apply.
@@ -88,12 +90,15 @@ def init_app(app):
     # Redis down: the limits fall back to each process's memory (still limited, per worker)
     # and the user lookup itself answers 503, so no login gets through unchecked.
     limiter = Limiter(
-        get_remote_address, app=app, storage_uri=_limiter_uri(monitor.store.url),
+        get_remote_address, storage_uri=_limiter_uri(monitor.store.url),
         storage_options={"socket_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
                          "socket_connect_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
                          "key_prefix": monitor.store.key("limiter")},
         in_memory_fallback_enabled=True, swallow_errors=True, strategy="moving-window")
-    # Only /login is limited: every other request, the host app's included, skips the limiter.
+    # Only /login is limited: the limiter's request hooks run on the auth routes alone (the
+    # decorators below check the limits; its after-request hook counts the failures), so every
+    # other request, the host app's included, never reaches it.
+    _on_auth_routes_only(app, lambda: limiter.init_app(app))
     limiter.request_filter(lambda: request.endpoint != "monitor_auth.login")
     app.register_blueprint(routes.bp)
     view = app.view_functions["monitor_auth.login"]
@@ -104,6 +109,19 @@ def init_app(app):
                          methods=["POST"], deduct_when=failed, error_message=routes.TOO_MANY)(view)
     app.view_functions["monitor_auth.login"] = view
     monitor.limiter = limiter
+
+
+def _on_auth_routes_only(app, init):
+    """Run an extension's ``init``, moving the app-wide request hooks it adds to the auth routes."""
+    from .routes import bp
+
+    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    counts = [len(funcs.get(None, ())) for funcs in hooks]
+    init()
+    for funcs, count in zip(hooks, counts):
+        app_wide = funcs.get(None, [])
+        funcs.setdefault(bp.name, []).extend(app_wide[count:])
+        del app_wide[count:]
 
 
 def _limiter_uri(url):

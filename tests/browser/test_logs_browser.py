@@ -1,6 +1,8 @@
 """The alerts-and-logs panel in real Chromium: hostile log text stays text, the tail adds lines."""
 import uuid
 
+from playwright.sync_api import expect
+
 from conftest import bearer
 from test_dashboard_browser import login
 from test_login_browser import _violations, _watch
@@ -24,7 +26,8 @@ def test_log_html_renders_as_text_and_the_tail_updates(page, gunicorn, make_user
 
     panel.locator("#log-q").fill(marker)
     panel.locator("button", has_text="Filter").click()
-    page.wait_for_function("document.querySelectorAll('#panel-logs .log-message').length === 1", timeout=10000)
+    # Not page.wait_for_function: a string predicate is eval, which the CSP rightly refuses.
+    expect(panel.locator(".log-message")).to_have_count(1, timeout=10000)
     later = f"{marker} later line"
     assert server.get("/demo/log", params={"level": "WARNING", "msg": later}).status_code == 200
     panel.locator(".log-message", has_text="later line").wait_for(timeout=10000)
