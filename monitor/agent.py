@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 TICK_S = 0.5
 #: Tries to reach the control socket (0.25 s apart) before a step fails.
 CTL_ATTEMPTS = 40
+#: Seconds to wait for a control-socket answer; the master answers in milliseconds, and a
+#: connection caught by a fork (the new worker holds its copy open) only ends at this timeout.
+CTL_TIMEOUT_S = 2
 #: How long a new worker may take to boot and send its first heartbeat.
 BOOT_TIMEOUT_S = 60
 
@@ -183,7 +186,7 @@ class Agent:
         # The socket's server pauses while the master forks, dropping connections, so
         # connecting is retried; a command that changes something is sent only once.
         for _ in range(CTL_ATTEMPTS):
-            client = ControlClient(os.path.abspath(self.server.cfg.control_socket), timeout=10)
+            client = ControlClient(os.path.abspath(self.server.cfg.control_socket), timeout=CTL_TIMEOUT_S)
             try:
                 client.connect()
                 return client.send_command(command, [str(a) for a in args])
@@ -206,8 +209,14 @@ class Agent:
                 raise
 
     def _gunicorn_pids(self):
-        """Return this master's worker pids, oldest first."""
-        return [w["pid"] for w in self._ctl("show workers", repeatable=True)["workers"]]
+        """Return this master's worker pids, oldest first.
+
+        Read from the arbiter's table, as the control socket's ``show workers`` does: polling
+        the socket while the master forks costs a full client timeout whenever the new
+        worker inherits the open connection.
+        """
+        workers = list(self.server.WORKERS.items())
+        return [pid for pid, worker in sorted(workers, key=lambda item: item[1].age)]
 
     def _answering(self):
         """Return the pids of this host's workers with a fresh heartbeat."""

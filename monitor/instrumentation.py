@@ -4,8 +4,8 @@ A request to the host app pays for these two and nothing else of the monitor (an
 the app does not handle reaches a receiver of Flask's ``got_request_exception``). Each reads
 the request context once (every access through Flask's ``request`` proxy costs about a
 microsecond) and splits at once on the path: the monitor's own routes get the cross-site
-check and the security headers (``security.py``) and are never counted; a host-app request is
-timed and counted by endpoint rule, method and status class (``metrics.Recorder``: one
+check, JSON answers to routing errors under the API and the security headers
+(``security.py``) and are never counted; a host-app request is timed and counted by endpoint rule, method and status class (``metrics.Recorder``: one
 ``perf_counter_ns`` at each end, a tuple key and a histogram bucket increment, in process;
 the flusher ships it), and profiled only while a CPU session targets this worker or an
 admin asks ``?_profile=1``. What else the monitor needs per request is scoped to its own
@@ -18,6 +18,7 @@ from flask import got_request_exception
 from flask.globals import _cv_request
 
 from . import metrics, profiling, prometheus
+from .api.errors import routing_error
 from .security import add_headers, is_own_path, refuse_cross_site
 
 #: WSGI environ key holding the request's start time; absent for the monitor's own routes.
@@ -42,7 +43,7 @@ def init_app(app, monitor):
             monitor.start_worker()
         req = _cv_request.get().request
         if is_own_path(req.path):
-            return refuse_cross_site(req)
+            return refuse_cross_site(req) or routing_error(req)
         environ = req.environ
         environ[START] = started
         counters = monitor.counters

@@ -379,6 +379,8 @@ def test_the_limiter_and_login_manager_hooks_run_on_the_auth_routes_only(app):
     app_wide = [*app.before_request_funcs[None], *app.after_request_funcs[None], *app.teardown_request_funcs[None]]
     owners = {getattr(getattr(f, "func", f), "__qualname__", "").split(".")[0] for f in app_wide}
     assert not owners & {"Limiter", "LoginManager"}
+    # The monitor's whole app-wide cost is the instrumentation pair (see instrumentation.py).
+    assert sorted(f.__name__ for f in app_wide) == ["start_timer", "stop_timer"]
     on_auth = [getattr(getattr(f, "func", f), "__qualname__", "") for f in app.after_request_funcs["monitor_auth"]]
     assert "LoginManager._update_remember_cookie" in on_auth and "Limiter.__inject_headers" in on_auth
 

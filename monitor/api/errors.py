@@ -36,17 +36,17 @@ def http_error(exc):
 JSON_ROUTES = ("/api/openapi.json", "/metrics", "/health")
 
 
-@bp.before_app_request
-def routing_error():
+def routing_error(req):
     """Answer a 404/405 that routing raised under the API as JSON (with ``Allow`` on 405).
 
     Flask raises routing errors after the before-request hooks and outside any blueprint, so
-    the handlers above never see them; the host app's own 404s are left alone.
+    the handlers above never see them: the monitor's request hook calls this for its own
+    paths; the host app's own 404s are left alone.
     """
-    exc = request.routing_exception
+    exc = req.routing_exception
     if exc is None or getattr(exc, "code", 0) < 400:
         return None
-    if not (request.path.startswith(bp.url_prefix + "/") or request.path in JSON_ROUTES):
+    if not (req.path.startswith(bp.url_prefix + "/") or req.path in JSON_ROUTES):
         return None
     allow = {name: value for name, value in exc.get_headers() if name == "Allow"}
     return json_error(exc.code, _CODES.get(exc.code, "error"), exc.description, allow)
