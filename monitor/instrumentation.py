@@ -51,7 +51,8 @@ def init_app(app, monitor):
         counters.in_flight += 1
         recorder.own_ns += perf_counter_ns() - started
         cpu = monitor.cpu_profiler  # profiling is set up after this module: look it up here
-        if cpu.active is not None or profile_query in req.query_string:
+        query = req.query_string
+        if cpu.active is not None or (query and profile_query in query):
             profiling.request_start(cpu, req)
         return None
 

@@ -95,7 +95,9 @@ class Recorder:
     def record(self, key, ns):
         """Count one request of series ``key`` = (endpoint, method, class) that took ``ns``."""
         index = int(math.log(ns if ns > MIN_NS else MIN_NS) * _INV_LOG) - OFFSET + 1
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # not ``with``: a third of the price on CPython 3.11
+        try:
             series = self.current.get(key)
             if series is None:
                 key = self._admit(key)
@@ -106,6 +108,8 @@ class Recorder:
             series[1] += ns
             buckets = series[2]
             buckets[index] = buckets.get(index, 0) + 1
+        finally:
+            lock.release()
 
     def _admit(self, key):
         """Return ``key``, or its overflow label once the cap of distinct series is reached."""

@@ -7,6 +7,7 @@ from bs4 import BeautifulSoup
 from monitor import audit, create_app
 from monitor.auth.users import Users
 from monitor.extension import state
+from monitor.security import OWN_PREFIXES, is_own_path
 
 from conftest import PASSWORD, csrf_from
 
@@ -77,6 +78,15 @@ def test_host_app_routes_keep_their_own_headers(client):
     assert response.status_code == 200 and "Content-Security-Policy" not in response.headers
     # The monitor's session and login stay out of them: no cookie, no "Vary: Cookie" for caches.
     assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
+
+
+@pytest.mark.parametrize("path, own", [
+    *[(prefix, True) for prefix in OWN_PREFIXES], ("/admin/x", True), ("/api/admin/nope", True),
+    ("/", False), ("/a", False), ("/ad", False), ("/demo/hello", False), ("/api/other", False),
+    ("/static/app.css", False), ("/healthz", True), ("/log", False)])
+def test_own_paths_by_prefix(path, own):
+    """The hot path's quick three-character test never changes the answer of the prefix test."""
+    assert is_own_path(path) is own is path.startswith(OWN_PREFIXES)
 
 
 def test_monitored_data_is_escaped(client, auth, make_user, store):
