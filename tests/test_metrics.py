@@ -1,9 +1,11 @@
 """Fleet metrics: the histogram, the Redis layout, the query, the API, /metrics, the panel, traffic."""
+import importlib.util
 import math
 import os
 import random
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ from monitor import metrics
 from monitor.extension import state
 
 from conftest import bearer, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------- histogram
@@ -316,3 +320,18 @@ def test_traffic_command_drives_every_demo_route(gunicorn, make_user, runner):
                       timeout=10, message="the traffic to be counted")
     routes = {r["endpoint"] for r in body["endpoints"]}
     assert {"/demo/hello", "/demo/sleep", "/demo/cached/<key>"} <= routes
+
+
+def test_bench_hooks_runs_and_counts_every_call(capsys, monkeypatch, redis_url):
+    """The benchmark of target (a), small: every hook call it times is recorded, and it prints its table."""
+    spec = importlib.util.spec_from_file_location("bench_hooks", ROOT / "bench" / "bench_hooks.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.CALLS, bench.REQUESTS, bench.ROUNDS = 2000, 100, 3
+    monkeypatch.setenv("REDIS_URL", redis_url)  # the suite's Redis, not an embedded one of its own
+    bench.main()  # asserts itself that 2 × CALLS × ROUNDS requests were recorded
+    table = {line[:44].strip(): line[44:].split() for line in capsys.readouterr().out.splitlines()[1:]}
+    fastest, median = map(float, table["monitor hooks (before, after)"][:2])
+    assert 0 < fastest <= median
+    assert float(table["two empty hooks (function-call floor)"][0]) < fastest
+    assert table["every app-wide hook, as Flask calls them"][2:] == ["(start_timer,", "stop_timer)"]
