@@ -1,7 +1,7 @@
 """The per-process background flusher: ships in-process aggregates to Redis on a timer.
 
 The request hot path never talks to Redis. Capabilities register *shippers* and *tasks*:
-each tick, every shipper adds its writes to one pipeline (sent in one round trip), then
+each tick, every shipper adds its writes to one batch (sent in one round trip), then
 every task runs (reads, command polling, evaluation). A shipper may return a callback
 that puts its data back when the batch was not sent, so an outage loses nothing it can hold.
 

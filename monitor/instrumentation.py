@@ -5,10 +5,11 @@ the app does not handle reaches a receiver of Flask's ``got_request_exception``)
 the request context once (every access through Flask's ``request`` proxy costs about a
 microsecond) and splits at once on the path: the monitor's own routes get the cross-site
 check, JSON answers to routing errors under the API and the security headers
-(``security.py``) and are never counted; a host-app request is timed and counted by endpoint rule, method and status class (``metrics.Recorder``: one
-``perf_counter_ns`` at each end, a tuple key and a histogram bucket increment, in process;
-the flusher ships it), and profiled only while a CPU session targets this worker or an
-admin asks ``?_profile=1``. What else the monitor needs per request is scoped to its own
+(``security.py``) and are never counted; a host-app request is timed and counted by
+endpoint rule, method and status class (``metrics.Recorder``: one ``perf_counter_ns`` at
+each end, a tuple key and a histogram bucket increment, in process; the flusher ships
+it), and profiled only while a CPU session targets this worker or an admin asks
+``?_profile=1``. What else the monitor needs per request is scoped to its own
 blueprints (the login limiter, Flask-Login's cookie hook) or done lazily (a log record's
 request id, the CSP nonce).
 """

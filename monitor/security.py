@@ -21,7 +21,7 @@ CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self';
        "connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
-#: The first three characters of the own paths (slash included): most host-app paths are told apart by one set lookup.
+#: The first three characters of the own paths: one set lookup tells most host-app paths apart.
 _OWN_HEADS = frozenset(prefix[:3] for prefix in OWN_PREFIXES)
 
 
