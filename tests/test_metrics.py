@@ -335,3 +335,26 @@ def test_bench_hooks_runs_and_counts_every_call(capsys, monkeypatch, redis_url):
     assert 0 < fastest <= median
     assert float(table["two empty hooks (function-call floor)"][0]) < fastest
     assert table["every app-wide hook, as Flask calls them"][2:] == ["(start_timer,", "stop_timer)"]
+
+
+def test_unsent_buckets_are_capped_and_the_coarser_tiers_keep_the_count(app, client):
+    """A 130 s outage with a request each second: the 1 s tier holds its last MAX_PENDING
+    buckets, the 10 s tier (the per-endpoint table of this window) all 130 requests."""
+    monitor = state(app)
+    client.get("/health")  # starts this process's flusher; stopped so that the test drives it
+    monitor.flusher.stop(flush=False)
+    shipper = monitor.flusher.shippers[0]
+    start = int(time.time()) - 200
+    for second in range(130):
+        client.get("/demo/hello")
+        undo = shipper(monitor.store.redis.pipeline(transaction=False), start + second + 0.5)
+        undo()  # never sent, as while Redis is down
+    assert len(shipper.open[("s", 1)]) == metrics.MAX_PENDING + 1  # and the open one
+    pipe = monitor.store.redis.pipeline(transaction=False)
+    shipper(pipe, start + 130.5)
+    pipe.execute()
+    body = metrics.query(monitor.store, 200, now=start + 131)
+    assert metrics.series_tier(200) == 1 and metrics.detail_tier(200) == 10
+    assert body["requests"]["total"] == 130
+    assert [p["requests"] for p in body["series"] if p["requests"]] == [1] * metrics.MAX_PENDING
+    assert min(p["t"] for p in body["series"] if p["requests"]) == start + 130 - metrics.MAX_PENDING
