@@ -96,9 +96,15 @@ class Agent:
         self.commands.run_pending(host_target(self.host))
 
     def forget_exits(self):
-        """Drop the workers that exited from the registry; count the unexpected exits."""
-        while self.exits:
-            pid, stopping = self.exits.popleft()
+        """Drop the workers that exited from the registry; count the unexpected exits.
+
+        The agent thread and an operation's thread both call this: each exit is popped once.
+        """
+        while True:
+            try:
+                pid, stopping = self.exits.popleft()
+            except IndexError:
+                return
             cluster.drop_entry(self.store, "w", f"{self.host}:{pid}")
             if pid in self.expected:
                 self.expected.discard(pid)
