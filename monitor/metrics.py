@@ -21,6 +21,7 @@ Each worker writes its *cumulative* value of every open bucket on every tick (HS
 HINCRBY), so a retried or repeated write is harmless and a SIGKILLed worker loses only
 what it recorded since its last successful tick.
 """
+import functools
 import json
 import math
 import threading
@@ -304,7 +305,8 @@ def query(store, window_s, host=None, pid=None, now=None):
     replies = pipe.execute()
     details, summaries, recent = replies[:len(d_buckets)], replies[len(d_buckets):-1], replies[-1]
 
-    endpoints, per_worker, by_status, total_us, hist = _merge_details(details, host, pid)
+    wanted = functools.lru_cache(maxsize=None)(lambda field: _wanted(field, host, pid))
+    endpoints, per_worker, by_status, total_us, hist = _merge_details(details, wanted)
     total = sum(by_status.values())
     errors = by_status["5xx"]
     span = max(now - d_buckets[0], 1.0)
@@ -321,7 +323,7 @@ def query(store, window_s, host=None, pid=None, now=None):
         "endpoints": endpoints,
         "workers": workers,
         "system": system,
-        "series": _series(summaries, s_buckets, host, pid),
+        "series": _series(summaries, s_buckets, wanted),
         "window_s": window_s,
         "generated_at": round(now, 3),
         "resolution_s": {"table": d_tier, "series": s_tier},
@@ -333,46 +335,58 @@ def _ms(value):
     return round(float(value), 3)
 
 
-def _merge_details(details, host, pid):
-    """Merge detail blobs: endpoint rows, per-worker counts, status counts, sum, dense histograms."""
+def _merge_details(details, wanted):
+    """Merge detail blobs: endpoint rows, per-worker counts, status counts, sum, dense histograms.
+
+    The Python loop only slices each worker's blob; the numbers are read in one pass each.
+    """
     index = {}
-    per_worker = {}
-    gids, classes, sums, rows = [], [], [], []
     seen = {}
     class_code = {c: i for i, c in enumerate(CLASSES)}
+    owners, gids, classes, sums, triples, n_series, n_triples = [], [], [], [], [], [], []
     for fields in details:
         for field, blob in fields.items():
-            worker = _wanted(field, host, pid)
+            worker = wanted(field)
             if worker is None:
                 continue
             # Consecutive buckets of a worker mostly carry the same series list: map it once.
-            header = blob[:blob.index(b"\n")]
+            cut = blob.index(b"\n")
+            header = blob[:cut]
             mapped = seen.get(header)
             if mapped is None:
                 names = json.loads(header)
                 mapped = seen[header] = (
-                    names, np.array([index.setdefault((e, m), len(index)) for e, m, _ in names], dtype=np.int64),
+                    np.array([index.setdefault((e, m), len(index)) for e, m, _ in names], dtype=np.int64),
                     np.array([class_code[c] for _, _, c in names], dtype=np.int64))
-            names, local, cls_codes = mapped
-            _, counts, triples = decode_detail(blob, names)
+            local, cls_codes = mapped
+            body = cut + 1 + 16 * len(local)
+            owners.append(worker)
             gids.append(local)
             classes.append(cls_codes)
-            sums.append(counts)
-            per_worker[worker] = per_worker.get(worker, 0) + int(counts[:, 0].sum())
-            rows.append(np.column_stack((local[triples[:, 0]], triples[:, 1:])))
+            sums.append(blob[cut + 1:body])
+            triples.append(blob[body:])
+            n_series.append(len(local))
+            n_triples.append((len(blob) - body) // 12)
+    pairs = np.frombuffer(b"".join(sums), dtype=np.int64).reshape(-1, 2)
+    per_field = np.bincount(np.repeat(np.arange(len(owners)), n_series), weights=pairs[:, 0], minlength=len(owners))
+    per_worker = {}
+    for worker, n in zip(owners, per_field.tolist()):
+        per_worker[worker] = per_worker.get(worker, 0) + int(n)
     size = len(index)
     by_status = dict.fromkeys(("2xx", "3xx", "4xx", "5xx"), 0)
     if not size:
         return [], per_worker, by_status, 0, np.zeros((0, NBUCKETS))
-    gid, cls, pairs = np.concatenate(gids), np.concatenate(classes), np.concatenate(sums)
+    gid, cls = np.concatenate(gids), np.concatenate(classes)
     count = np.bincount(gid, weights=pairs[:, 0], minlength=size)
     micros = np.bincount(gid, weights=pairs[:, 1], minlength=size)
     failed = np.bincount(gid[cls == 4], weights=pairs[cls == 4, 0], minlength=size)
     for code, n in enumerate(np.bincount(cls, weights=pairs[:, 0], minlength=len(CLASSES))):
         if CLASSES[code] in by_status:
             by_status[CLASSES[code]] = int(n)
-    flat = np.concatenate(rows)
-    cells = flat[:, 0] * NBUCKETS + np.clip(flat[:, 1], 0, NBUCKETS - 1)
+    flat = np.frombuffer(b"".join(triples), dtype=np.int32).reshape(-1, 3)
+    first_row = np.concatenate(([0], np.cumsum(n_series)[:-1]))  # each field's first row in ``gid``
+    rows = gid[np.repeat(first_row, n_triples) + flat[:, 0]]
+    cells = rows * NBUCKETS + np.clip(flat[:, 1], 0, NBUCKETS - 1)
     hist = np.bincount(cells, weights=flat[:, 2], minlength=size * NBUCKETS).reshape(size, NBUCKETS)
     quantiles = percentile_rows(hist, (0.5, 0.95, 0.99))
     endpoints = [
@@ -384,21 +398,24 @@ def _merge_details(details, host, pid):
     return endpoints, per_worker, by_status, int(micros.sum()), hist
 
 
-def _series(summaries, starts, host, pid):
+def _series(summaries, starts, wanted):
     """Return the chart points: requests, errors and p95 of each bucket, all workers merged."""
-    by_class = np.zeros((len(starts), len(CLASSES)), dtype=np.int64)
-    cells, weights = [], []
+    head = 8 * len(CLASSES)
+    points, heads, tails = [], [], []
     for point, fields in enumerate(summaries):
         for field, raw in fields.items():
-            if _wanted(field, host, pid) is None:
-                continue
-            by_class[point] += np.frombuffer(raw, dtype=np.int64, count=len(CLASSES))
-            pairs = np.frombuffer(raw, dtype=np.int32, offset=8 * (len(CLASSES) + 1)).reshape(-1, 2)
-            cells.append(point * NBUCKETS + np.minimum(pairs[:, 0], NBUCKETS - 1))
-            weights.append(pairs[:, 1])
+            if wanted(field) is not None:
+                points.append(point)
+                heads.append(raw[:head])
+                tails.append(raw[head + 8:])  # past the classes and sum_us
+    by_class = np.zeros((len(starts), len(CLASSES)), dtype=np.int64)
     hist = np.zeros((len(starts), NBUCKETS))
-    if cells:
-        hist = np.bincount(np.concatenate(cells), weights=np.concatenate(weights),
+    if points:
+        np.add.at(by_class, points, np.frombuffer(b"".join(heads), dtype=np.int64).reshape(-1, len(CLASSES)))
+        pairs = np.frombuffer(b"".join(tails), dtype=np.int32).reshape(-1, 2)
+        owner = np.repeat(points, [len(tail) // 8 for tail in tails])
+        cells = owner * NBUCKETS + np.minimum(pairs[:, 0], NBUCKETS - 1)
+        hist = np.bincount(cells, weights=pairs[:, 1],
                            minlength=len(starts) * NBUCKETS).reshape(len(starts), NBUCKETS)
     p95 = percentile_rows(hist, (0.95,))[:, 0]
     requests, errors = by_class.sum(axis=1), by_class[:, CLASSES.index("5xx")]
