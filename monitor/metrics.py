@@ -171,16 +171,24 @@ def encode_detail(acc):
             + np.array(sums, dtype=np.int64).tobytes() + np.array(triples, dtype=np.int32).tobytes())
 
 
-def decode_detail(blob, names=None):
-    """Return (series names, int64 (count, sum_us) rows, int32 (series, index, count) rows) of a blob.
+#: Bytes per series in a detail blob's int64 (count, sum_us) pairs, and per int32 triple.
+PAIR_BYTES, TRIPLE_BYTES = 16, 12
 
-    ``names``, when given, is the already parsed JSON head of the blob.
-    """
+
+def split_detail(blob):
+    """Return a detail blob's JSON head and the numbers after it (a memoryview): PAIR_BYTES per
+    series of (count, sum_us) pairs, then the (series, bucket index, count) triples."""
     cut = blob.index(b"\n")
-    names = json.loads(blob[:cut]) if names is None else names
-    sums = np.frombuffer(blob, dtype=np.int64, count=2 * len(names), offset=cut + 1).reshape(-1, 2)
-    triples = np.frombuffer(blob, dtype=np.int32, offset=cut + 1 + 16 * len(names)).reshape(-1, 3)
-    return names, sums, triples
+    return blob[:cut], memoryview(blob)[cut + 1:]
+
+
+def decode_detail(blob):
+    """Return (series names, int64 (count, sum_us) rows, int32 (series, index, count) rows) of a blob."""
+    head, numbers = split_detail(blob)
+    names = json.loads(head)
+    cut = PAIR_BYTES * len(names)
+    return (names, np.frombuffer(numbers[:cut], dtype=np.int64).reshape(-1, 2),
+            np.frombuffer(numbers[cut:], dtype=np.int32).reshape(-1, 3))
 
 
 class Shipper:
@@ -313,7 +321,7 @@ def query(store, window_s, host=None, pid=None, now=None):
     overall = hist.sum(axis=0, keepdims=True) if len(hist) else np.zeros((1, NBUCKETS))
     p50, p90, p95, p99 = percentile_rows(overall, (0.5, 0.9, 0.95, 0.99))[0] if total else (0.0,) * 4
     nonzero = np.nonzero(overall[0])[0]
-    workers, system, overhead = _workers(store, recent, per_worker, host, pid)
+    workers, system, overhead = _workers(store, recent, per_worker, wanted)
     return {
         "requests": {"total": total, "rate_per_s": round(total / span, 3), "errors": errors,
                      "error_rate": round(errors / total, 4) if total else 0.0, "by_status": by_status},
@@ -350,23 +358,22 @@ def _merge_details(details, wanted):
             if worker is None:
                 continue
             # Consecutive buckets of a worker mostly carry the same series list: map it once.
-            cut = blob.index(b"\n")
-            header = blob[:cut]
-            mapped = seen.get(header)
+            head, numbers = split_detail(blob)
+            mapped = seen.get(head)
             if mapped is None:
-                names = json.loads(header)
-                mapped = seen[header] = (
+                names = json.loads(head)
+                mapped = seen[head] = (
                     np.array([index.setdefault((e, m), len(index)) for e, m, _ in names], dtype=np.int64),
                     np.array([class_code[c] for _, _, c in names], dtype=np.int64))
             local, cls_codes = mapped
-            body = cut + 1 + 16 * len(local)
+            cut = PAIR_BYTES * len(local)
             owners.append(worker)
             gids.append(local)
             classes.append(cls_codes)
-            sums.append(blob[cut + 1:body])
-            triples.append(blob[body:])
+            sums.append(numbers[:cut])
+            triples.append(numbers[cut:])
             n_series.append(len(local))
-            n_triples.append((len(blob) - body) // 12)
+            n_triples.append((len(numbers) - cut) // TRIPLE_BYTES)
     pairs = np.frombuffer(b"".join(sums), dtype=np.int64).reshape(-1, 2)
     per_field = np.bincount(np.repeat(np.arange(len(owners)), n_series), weights=pairs[:, 0], minlength=len(owners))
     per_worker = {}
@@ -423,11 +430,11 @@ def _series(summaries, starts, wanted):
              "p95_ms": _ms(p95[i]) if requests[i] else None} for i, start in enumerate(starts)]
 
 
-def _workers(store, recent, per_worker, host, pid):
+def _workers(store, recent, per_worker, wanted):
     """Return workers[] (seen in the window, or sampling now), the hosts' system mean, own cost."""
     names = {tuple(w) for w in per_worker}
     for member in recent:
-        worker = _wanted(member, host, pid)
+        worker = wanted(member)
         if worker is not None:
             names.add(worker)
     names = sorted(names)
