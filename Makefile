@@ -26,9 +26,9 @@ test: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
-# Rewrite the README's settings table from monitor/config.py.
+# Rewrite the settings table in docs/settings.md from the code's settings.
 settings: $(STAMP)
-	PYTHONPATH=. $(BIN)/python scripts/write_settings.py
+	PYTHONPATH=. $(BIN)/python scripts/write_settings.py docs/settings.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache

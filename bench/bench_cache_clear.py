@@ -17,9 +17,11 @@ import redis
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from monitor import cache, create_app  # noqa: E402
-from monitor.embedded import EmbeddedRedis  # noqa: E402
-from monitor.extension import state  # noqa: E402
+from monitor import create_app  # noqa: E402
+from monitor.capabilities.cache import query as cache_query  # noqa: E402
+from monitor.core.cache import prefix  # noqa: E402
+from monitor.core.embedded import EmbeddedRedis  # noqa: E402
+from monitor.core.state import state  # noqa: E402
 
 KEYS = 100_000
 OTHER = 1000
@@ -54,7 +56,7 @@ def during(url, action):
 
 def fill(monitor, count, namespace="bulk", value=b"x" * 100):
     """Write ``count`` app-cache keys of ``namespace`` by pipelines."""
-    raw, start = monitor.store.raw, cache.prefix(monitor)
+    raw, start = monitor.store.raw, prefix(monitor.store)
     for first in range(0, count, 10_000):
         pipe = raw.pipeline(transaction=False)
         for i in range(first, min(count, first + 10_000)):
@@ -78,9 +80,9 @@ def run(url, keys, prefix="benchcache", instance=None):
         outside = monitor.store.key("outside")
         monitor.store.redis.set(outside, "keep")
         rows = [("baseline (PING alone)", None, *during(url, lambda: time.sleep(BASELINE_S)))]
-        rows.append(("clear namespace bulk", keys, *during(url, lambda: cache.clear(monitor, "bulk"))))
+        rows.append(("clear namespace bulk", keys, *during(url, lambda: cache_query.clear(monitor, "bulk"))))
         fill(monitor, keys)
-        rows.append(("clear all", keys + OTHER, *during(url, lambda: cache.clear(monitor))))
+        rows.append(("clear all", keys + OTHER, *during(url, lambda: cache_query.clear(monitor))))
         survived = monitor.store.redis.get(outside) == "keep"
         monitor.store.redis.delete(outside)
         monitor.flusher.stop(flush=False)

@@ -19,7 +19,7 @@ sys.path.insert(0, ROOT)
 
 from bench.throughput_apps import bare as bare_app  # noqa: E402
 from monitor import create_app  # noqa: E402
-from monitor.extension import state  # noqa: E402
+from monitor.core.state import state  # noqa: E402
 
 CALLS = 100_000
 REQUESTS = 5_000
@@ -82,7 +82,7 @@ def main():
             hooks_us = per_call_us(hooks, CALLS)
             floor_us = per_call_us(empty_hooks, CALLS)
             app_wide_us = per_call_us(app_wide_hooks, CALLS)
-        recorded = sum(s[0] for s in monitor.metrics.take().values())
+        recorded = sum(s[0] for s in monitor.recorder.take().values())
         assert recorded == 2 * CALLS * ROUNDS, recorded
 
         monitored_client, bare_client = app.test_client(), bare_app().test_client()
@@ -95,7 +95,7 @@ def main():
 
         full_monitored = per_call_us(through(monitored_client), REQUESTS)
         full_bare = per_call_us(through(bare_client), REQUESTS)
-        own = monitor.metrics
+        own = monitor.recorder
         names = ", ".join(f.__name__ for f in befores + afters)
         rows = [("monitor hooks (before, after)", hooks_us, "target ≤ 3"),
                 ("two empty hooks (function-call floor)", floor_us, ""),

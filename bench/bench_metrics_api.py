@@ -16,9 +16,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from monitor import create_app, metrics  # noqa: E402
+from monitor import create_app  # noqa: E402
 from monitor.auth.users import Users  # noqa: E402
-from monitor.extension import state  # noqa: E402
+from monitor.capabilities.metrics import codec, histogram, query, ship  # noqa: E402
+from monitor.core.state import state  # noqa: E402
 
 WORKERS = 8
 ENDPOINTS = 200
@@ -35,7 +36,7 @@ def bucket_series(rnd, scale):
         base = 2e6 * (1 + e % 20)
         buckets = {}
         for _ in range(min(count, 12)):  # a dozen distinct latencies per endpoint and bucket
-            idx = metrics.bucket_index(rnd.lognormvariate(0, 0.4) * base)
+            idx = histogram.bucket_index(rnd.lognormvariate(0, 0.4) * base)
             buckets[idx] = buckets.get(idx, 0) + max(1, count // 12)
         n = sum(buckets.values())
         acc[(f"/api/v1/resource{e}/<id>", "GET", "5xx" if e % 50 == 0 else "2xx")] = [n, int(n * base), buckets]
@@ -46,22 +47,22 @@ def synthesise(store, now):
     """Write what 8 workers × 200 endpoints would ship over the last hour."""
     rnd = random.Random(42)
     pipe = store.raw.pipeline(transaction=False)
-    for tier, ttl in metrics.DETAIL_TIERS.items():
+    for tier, ttl in ship.DETAIL_TIERS.items():
         first = int((now - min(HOUR, ttl)) // tier) * tier
         for start in range(first, int(now // tier) * tier + 1, tier):
             for w in range(WORKERS):
                 name = store.key("m", "d", tier, start)
-                pipe.hset(name, f"host{w // 4}|{1000 + w}", metrics.encode_detail(bucket_series(rnd, tier / 5)))
+                pipe.hset(name, f"host{w // 4}|{1000 + w}", codec.encode_detail(bucket_series(rnd, tier / 5)))
                 pipe.expire(name, ttl)
             pipe.execute()
-    for tier, ttl in metrics.SUMMARY_TIERS.items():
+    for tier, ttl in ship.SUMMARY_TIERS.items():
         first = int((now - min(HOUR, ttl)) // tier) * tier
         for start in range(first, int(now // tier) * tier + 1, tier):
             for w in range(WORKERS):
                 name = store.key("m", "s", tier, start)
                 acc = bucket_series(rnd, tier / 5) if tier >= 60 else {
                     k: v for k, v in list(bucket_series(rnd, 1).items())[:20]}
-                pipe.hset(name, f"host{w // 4}|{1000 + w}", metrics.encode_summary(acc))
+                pipe.hset(name, f"host{w // 4}|{1000 + w}", codec.encode_summary(acc))
                 pipe.expire(name, ttl)
             pipe.execute()
     for w in range(WORKERS):
@@ -70,7 +71,7 @@ def synthesise(store, now):
             '{"rss_mb":80.0,"cpu_percent":3.0,"threads":3,"open_files":9,"gc":[1,2,3],"uptime_s":3600,'
             f'"host":"{host}","pid":{pid},"ts":{now},"requests_total":1,"in_flight":0,'
             '"rss_slope_mb_per_min":0.0,"hook_ns":2000,"hook_n":1,"flush_ms":1.0,'
-            '"system":{"cpu_percent":10.0,"memory_percent":20.0,"load_avg":[0.1,0.2,0.3]}}'), ex=metrics.SAMPLE_TTL)
+            '"system":{"cpu_percent":10.0,"memory_percent":20.0,"load_avg":[0.1,0.2,0.3]}}'), ex=ship.SAMPLE_TTL)
         pipe.zadd(store.key("m", "workers"), {f"{host}|{pid}": now})
     pipe.execute()
 
@@ -95,7 +96,7 @@ def flush_cost(app):
     for tick in range(30):
         for e in range(ENDPOINTS):
             for _ in range(5):
-                monitor.metrics.record((f"/flush/r{e}", "GET", "2xx"), int(rnd.lognormvariate(15, 1)))
+                monitor.recorder.record((f"/flush/r{e}", "GET", "2xx"), int(rnd.lognormvariate(15, 1)))
         started = time.perf_counter()
         monitor.flusher.tick(now + tick)
         times.append((time.perf_counter() - started) * 1000)
@@ -125,7 +126,7 @@ def main():
             query_ms, get_ms = [], []
             for _ in range(RUNS if window <= 3600 else RUNS // 4):
                 t0 = time.perf_counter()
-                body = metrics.query(store, window, now=now)
+                body = query.query(store, window, now=now)
                 query_ms.append((time.perf_counter() - t0) * 1000)
                 t0 = time.perf_counter()
                 response = client.get(f"/api/admin/metrics?window={window}", headers=headers)
@@ -144,7 +145,7 @@ def main():
                 print(f"{kind + (':' + str(tier) if tier else ''):>10} {keys:>6} {size / 2**20:>8.2f}")
                 continue
             per = size / keys / series
-            kept = metrics.DETAIL_TIERS[tier] // tier
+            kept = ship.DETAIL_TIERS[tier] // tier
             steady += per * kept
             print(f"{'d:' + str(tier):>10} {keys:>6} {size / 2**20:>8.2f} {per:>16.0f} {kept:>13} {per * kept:>14.0f}")
         print(f"\nper series (endpoint × method × class, per worker) at steady state: {steady / 1024:.0f} KiB held; "

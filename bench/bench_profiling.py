@@ -9,7 +9,6 @@ measured them.
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,22 +18,17 @@ import time
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from monitor import embedded  # noqa: E402
 from monitor.auth.users import Users  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from monitor.core import embedded  # noqa: E402
+from monitor.core.store import Store  # noqa: E402
+from support import free_port  # noqa: E402
 
 WRK = "/usr/bin/wrk"
 ROUNDS = 3
 SECONDS = 5
 HEAPS = 5
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wrk(url):

@@ -8,7 +8,7 @@ after every answer; ``wrk`` cannot stop after an exact count without leaving idl
 connections that pin sync workers), then reads everything again. The series cap
 (``MONITOR_METRICS_MAX_SERIES``) is set to 10 and the plan has 14 series, so ``<overflow>``
 takes part; the log stream cap (``MONITOR_LOG_MAXLEN``) is 1000. Targets: each worker's RSS
-grows by at most 10 MB, Redis stays within the README's bound, each worker holds at most
+grows by at most 10 MB, Redis stays within the documented bound, each worker holds at most
 the cap of series (plus the ``<overflow>`` labels), no raw URL becomes a label, and the
 merged totals equal the requests sent. Exits 1 when a target fails.
 
@@ -34,17 +34,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.bench_throughput import start, stop  # noqa: E402
-from monitor import embedded, logs, metrics  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from monitor.capabilities.logs import query as logs  # noqa: E402
+from monitor.capabilities.logs.handler import stream_key  # noqa: E402
+from monitor.capabilities.metrics import query as metrics  # noqa: E402
+from monitor.capabilities.metrics.collect import OVERFLOW  # noqa: E402
+from monitor.core import embedded  # noqa: E402
+from monitor.core.store import Store  # noqa: E402
+from monitor.web.hooks import STATUS_CLASS, UNMATCHED  # noqa: E402
 
 #: Settings the soak runs with (env of the gunicorn master).
 MAX_SERIES = 10
 LOG_MAXLEN = 1000
-#: Documented in the README (Metrics, "Retention and memory"): Redis bytes per series per
+#: Documented in docs/metrics.md ("Retention and memory"): Redis bytes per series per
 #: worker over a day, and per worker for the summaries.
 SERIES_BYTES = 22 * 1024
 WORKER_BYTES = int(0.7 * 1024 * 1024)
-#: Documented in the README (Logs): bytes per stream entry, up to a record with a Flask traceback.
+#: Documented in docs/logs-and-alerts.md: bytes per stream entry, up to a record with a Flask traceback.
 LOG_ENTRY_BYTES = 1200
 #: Documented: the stream may sit up to ~100 entries above its cap (whole nodes are trimmed).
 LOG_SLACK = 100
@@ -65,13 +70,13 @@ MIX = (
     ("GET", "/demo/log?level=LOUD{i}", ("/demo/log", "GET", "4xx")),
     ("GET", "/demo/error?i={i}", ("/demo/error", "GET", "5xx")),
     ("GET", "/?i={i}", ("/", "GET", "2xx")),
-    ("POST", "/demo/hello?i={i}", (metrics.UNMATCHED, "POST", "4xx")),
-    ("DELETE", "/demo/cached/k{k}", (metrics.UNMATCHED, "DELETE", "4xx")),
-    ("PURGE", "/demo/hello", (metrics.UNMATCHED, "OTHER", "4xx")),
+    ("POST", "/demo/hello?i={i}", (UNMATCHED, "POST", "4xx")),
+    ("DELETE", "/demo/cached/k{k}", (UNMATCHED, "DELETE", "4xx")),
+    ("PURGE", "/demo/hello", (UNMATCHED, "OTHER", "4xx")),
     ("GET", "/health", (OWN, "GET", "2xx")),
     ("GET", "/login?next=/admin/x{i}", (OWN, "GET", "2xx")),
 )
-UNKNOWN = ("GET", "/soak/{tag}/{n}/page?q={n}", (metrics.UNMATCHED, "GET", "4xx"))
+UNKNOWN = ("GET", "/soak/{tag}/{n}/page?q={n}", (UNMATCHED, "GET", "4xx"))
 
 
 def plan(total, unknown, tag):
@@ -116,7 +121,7 @@ def drive(url, requests_, connections, max_seconds):
                     head = sock.recv(65536)
                     while sock.recv(65536):
                         pass
-                mine[series[0] == OWN, series[1], metrics.STATUS_CLASS[int(head[9:12]) // 100]] += 1
+                mine[series[0] == OWN, series[1], STATUS_CLASS[int(head[9:12]) // 100]] += 1
             except (OSError, ValueError) as exc:
                 failed[type(exc).__name__] += 1
         with lock:
@@ -149,7 +154,7 @@ def readings(store, pids):
         "rss_mb": {pid: psutil.Process(pid).memory_info().rss / 2**20 for pid in pids},
         "used_memory": info["used_memory"],
         "metrics_bytes": metrics.redis_bytes(store, max_age=0),
-        "log_bytes": store.redis.memory_usage(logs.stream_key(store), samples=0) or 0,
+        "log_bytes": store.redis.memory_usage(stream_key(store), samples=0) or 0,
         "log_length": logs.stats(store)["length"] or 0,
         "series": series_per_worker(store),
         "totals": metrics.totals(store),
@@ -197,12 +202,12 @@ def soak(url, store, pids, total, unknown, connections, max_seconds, warmup=None
     labels = {s[0] for s in after["totals"]}
     return {"planned": len(requests_), "answers": answers, "errors": errors, "seconds": seconds, "before": before,
             "after": after, "expected": expected, "counted": +grown,
-            "labels": labels, "allowed_labels": {s[0] for _, _, s in MIX} - {OWN} | {metrics.UNMATCHED, metrics.OVERFLOW},
+            "labels": labels, "allowed_labels": {s[0] for _, _, s in MIX} - {OWN} | {UNMATCHED, OVERFLOW},
             "workers": len(pids), "max_series": MAX_SERIES, "log_maxlen": LOG_MAXLEN}
 
 
 def bounds(report):
-    """Return the README's Redis bounds for this run: metrics bytes and all of Redis's growth."""
+    """Return the documented Redis bounds for this run: metrics bytes and all of Redis's growth."""
     series = sum(len(s) for s in report["after"]["series"].values())
     metrics_bound = series * SERIES_BYTES + report["workers"] * WORKER_BYTES
     logs_bound = (report["log_maxlen"] + LOG_SLACK) * LOG_ENTRY_BYTES
@@ -230,7 +235,7 @@ def checks(report, rss_growth_mb=RSS_GROWTH_MB):
     out.append((f"Redis used_memory growth ({before['used_memory']} → {after['used_memory']})", grew,
                 f"≤ {redis_bound}", grew <= redis_bound))
     for worker, series in sorted(after["series"].items()):
-        capped = [s for s in series if s[0] != metrics.OVERFLOW]
+        capped = [s for s in series if s[0] != OVERFLOW]
         out.append((f"series of {worker} (+ {len(series) - len(capped)} <overflow>)", len(capped),
                     f"≤ {report['max_series']}", len(capped) <= report["max_series"]))
     stray = sorted(report["labels"] - report["allowed_labels"])

@@ -5,7 +5,6 @@ bare Flask app (no monitor), so the table shows what the monitor adds to start-u
 """
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -15,14 +14,12 @@ import time
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from support import free_port  # noqa: E402
+
 RUNS = 5
 BARE_APP = "from flask import Flask\napp = Flask(__name__)\n@app.get('/health')\ndef health():\n    return {'status': 'healthy'}\n"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch(app_module, cwd, instance, extra_args=()):

@@ -5,7 +5,7 @@ The blueprint is the very one ``wsgi:app`` mounts, so bare and monitored differ 
 monitor alone (a route in a blueprint costs Flask a little more than one on the app)."""
 from flask import Flask
 
-from monitor.demo import bp as demo_bp
+from monitor.dev.demo import bp as demo_bp
 
 
 def _hello_app(name):

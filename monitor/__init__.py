@@ -1,5 +1,5 @@
 """monitor: a monitoring console embedded in a Flask app."""
-from .app import create_app
+from .dev.app import create_app
 from .extension import Monitor
 
 __all__ = ["Monitor", "create_app"]

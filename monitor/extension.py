@@ -1,86 +1,48 @@
 """The Flask extension: ``Monitor(app)`` or ``Monitor().init_app(app)``."""
 import os
 
-from flask import Blueprint, current_app
+from flask import Blueprint
+from flask.cli import AppGroup
 
-from . import config as settings
-from .cache import AppCache
-from .commands import Commands, worker_target
-from .flusher import Flusher
-from .process import ProcessInfo
-from .secrets_file import secret_key
-from .store import Store
+from .api import health, make_blueprint, openapi
+from .auth import init_app as init_auth
+from .auth.cli import COMMANDS as USER_COMMANDS
+from .core import cache as app_cache
+from .core import capability
+from .core import config as settings
+from .core.secrets import secret_key
+from .core.state import MonitorState
+from .core.store import Store
+from .dashboard import bp as dashboard_bp
+from .dev.traffic import traffic
+from .web import hooks, security
 
-class Counters:
-    """This worker's live request counters, kept by the request hooks, read by heartbeats."""
-
-    __slots__ = ("requests", "in_flight")
-
-    def __init__(self):
-        self.requests = 0
-        self.in_flight = 0
-
-
-class MonitorState:
-    """Everything the monitor keeps for one app, in ``app.extensions["monitor"]``."""
-
-    def __init__(self, app, store):
-        self.config = app.config
-        self.store = store
-        self.process = ProcessInfo(app.config["MONITOR_HOST_NAME"])
-        self.flusher = Flusher(store, app.config["MONITOR_FLUSH_INTERVAL"])
-        self.commands = Commands(store)
-        self.features = {}
-        self.counters = Counters()
-        self.flusher.add_task(self._run_commands)
-        os.register_at_fork(after_in_child=self._forked)
-        self.started = False
-
-    def _forked(self):
-        self.started = False
-        self.counters = Counters()
-
-    def _run_commands(self, now):
-        self.commands.run_pending(worker_target(self.process.host, self.process.pid))
-
-    def start_worker(self):
-        """Start this process's background work (after a fork, once)."""
-        if self.started:
-            return
-        self.started = True
-        self.process.refresh()
-        self.flusher.start()
-
-
-def state(app=None):
-    """Return the monitor state of ``app`` (default: the current app)."""
-    return (app or current_app).extensions["monitor"]
+#: ``flask monitor ...``: the monitor's commands.
+group = AppGroup("monitor", help="Manage the monitor's users and tokens, and drive demo traffic.")
+for command in (*USER_COMMANDS, traffic):
+    group.add_command(command)
 
 
 class Monitor:
     """Embed the monitoring console in a Flask app."""
 
     def __init__(self, app=None):
-        self.cache = AppCache()
+        #: The Flask-Caching cache the host app uses (its hits and misses are counted).
+        self.cache = app_cache.AppCache()
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app):
-        """Validate config, connect the shared store, register hooks, blueprints and CLI."""
+        """Validate config, connect the shared store, register hooks, blueprints, CLI and capabilities."""
         settings.load(app.config)
         os.makedirs(app.config["MONITOR_INSTANCE_PATH"], mode=0o700, exist_ok=True)
         if not app.config.get("SECRET_KEY"):
             app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secret_key(
                 app.config["MONITOR_INSTANCE_PATH"])
-        store = Store.from_config(app.config)
-        app.extensions["monitor"] = monitor_state = MonitorState(app, store)
-        monitor_state.cache = self.cache
-
-        from . import cli, health, security
-        from .api import bp as api_bp
-        from .api.openapi import bp as openapi_bp
-        from .auth import init_app as init_auth
-        from .dashboard import bp as dashboard_bp
+        capabilities = capability.load(app.config["MONITOR_CAPABILITIES"])
+        monitor = MonitorState(app.config, Store.from_config(app.config), self.cache, capabilities)
+        app.extensions["monitor"] = monitor
+        app_cache.init_app(app, self.cache, monitor.store)
 
         security.init_app(app)
         init_auth(app)
@@ -89,16 +51,15 @@ class Monitor:
             template_folder="templates"))
         app.register_blueprint(health.bp)
         app.register_blueprint(dashboard_bp)
-        app.register_blueprint(api_bp)
-        app.register_blueprint(openapi_bp)
-        app.cli.add_command(cli.group)
-        for capability in _capabilities():
-            capability.init_app(app, monitor_state)
-        return monitor_state
-
-
-def _capabilities():
-    """The capability modules, each with ``init_app(app, state)``."""
-    from . import alerts, cache, cluster, instrumentation, logs, profiling
-
-    return (instrumentation, cache, cluster, logs, alerts, profiling)
+        app.register_blueprint(make_blueprint(capabilities))
+        app.register_blueprint(openapi.bp)
+        app.cli.add_command(group)
+        for found in capabilities:
+            found.init_app(app, monitor)
+            for blueprint in found.blueprints():
+                app.register_blueprint(blueprint)
+            for panel in found.panels:
+                monitor.panels[panel.name] = panel()
+            monitor.features[found.name] = True
+        hooks.init_app(app, monitor)
+        return monitor

@@ -7,9 +7,8 @@ from bs4 import BeautifulSoup
 
 from monitor import create_app
 from monitor.auth.users import RANK, SETUP_TTL_S, Users
-from monitor.extension import state
-
-from conftest import PASSWORD, Auth, bearer, csrf_from
+from monitor.core.state import state
+from support import PASSWORD, Auth, bearer, csrf_from
 
 #: Routes that answer without a login (contract §4), plus the demo host app's own.
 PUBLIC_ENDPOINTS = {"monitor_health.health", "monitor_auth.login", "monitor_auth.setup", "monitor_auth.logout"}

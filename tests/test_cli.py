@@ -5,10 +5,9 @@ import sys
 
 import requests
 
-from monitor import audit
 from monitor.auth.users import Users
-
-from conftest import ROOT, csrf_from
+from monitor.core import audit
+from support import ROOT, csrf_from
 
 
 def _invoke(runner, *args, stdin=None):

@@ -1,8 +1,8 @@
 import pytest
 
 from monitor import Monitor, create_app
-from monitor import config as settings
-from monitor.config import ConfigError
+from monitor.core import config as settings
+from monitor.core.config import ConfigError
 
 
 @pytest.mark.parametrize("name, value, fragment", [
@@ -38,10 +38,10 @@ def test_defaults_apply_when_nothing_is_set(monkeypatch):
     assert loaded["MONITOR_HOST_NAME"]  # the machine's hostname
 
 
-def test_the_readme_settings_table_is_in_step_with_the_code():
-    with open("README.md") as handle:
-        readme = handle.read()
-    assert settings.markdown_table() in readme, "run `make settings` to rewrite the README's table"
+def test_the_settings_page_table_is_in_step_with_the_code():
+    with open("docs/settings.md") as handle:
+        page = handle.read()
+    assert settings.markdown_table() in page, "run `make settings` to rewrite docs/settings.md's table"
 
 
 def test_extension_keeps_its_state_in_app_extensions(app_config):

@@ -4,13 +4,13 @@ import json
 import pytest
 from bs4 import BeautifulSoup
 
-from monitor.panels import PANELS
+from monitor.core.state import state
 
 NAMES = ["metrics", "profiling", "cache", "cluster", "logs"]
 
 
-def test_registry_holds_the_five_panels_in_order():
-    assert list(PANELS) == NAMES
+def test_the_panels_follow_the_capability_list(app):
+    assert list(state(app).panels) == NAMES
 
 
 def test_page_includes_every_panel_with_its_polling_root(client, auth, make_user):

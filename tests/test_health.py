@@ -1,7 +1,5 @@
 from datetime import datetime
 
-import pytest
-
 
 def test_health_has_every_contract_field(client):
     response = client.get("/health")

@@ -13,9 +13,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from monitor import create_app
 from monitor.api.openapi import spec
 from monitor.auth.users import Users
-from monitor.extension import state
-
-from conftest import Gunicorn, PASSWORD, bearer, free_port
+from monitor.core.state import state
+from support import PASSWORD, bearer, free_port
+from support.gunicorn import Gunicorn
 
 METHODS = ("get", "put", "post", "delete", "patch")
 
@@ -146,6 +146,7 @@ def _excluded(case):
     return [positive_data_acceptance] if case.operation.path == "/api/admin/cache/clear" else []
 
 
+@pytest.mark.slow
 @SCHEMA.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_description(case, live):

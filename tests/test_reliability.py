@@ -1,7 +1,7 @@
 """Reliability under Redis faults (issue 9): real gunicorn masters on a real redis-server that
 the tests kill, restart and freeze, while a bounded client loop drives the demo routes.
 
-The figures the README's Reliability section quotes are printed by these tests (``-s``).
+The figures docs/reliability.md quotes are printed by these tests (``-s``).
 """
 import os
 import signal
@@ -11,13 +11,15 @@ import uuid
 
 import pytest
 import requests
-
-from conftest import UserFactory, bearer, wait_until
-from monitor import audit, create_app, metrics
-from monitor.auth.users import Users
-from monitor.extension import state
-from monitor.store import Store
 from test_cluster import FAST, finish, registered, restart
+
+from monitor import create_app
+from monitor.auth.users import Users
+from monitor.capabilities.metrics import query as metrics_query
+from monitor.core import audit
+from monitor.core.state import state
+from monitor.core.store import Store
+from support import UserFactory, bearer, wait_until
 
 #: Endpoint rules the client loop hits, as the metrics API names them.
 RULES = ("/demo/hello", "/demo/cached/<key>", "/demo/log")
@@ -98,7 +100,7 @@ def fleet_counts(server, headers):
 def lifetime(url, prefix):
     """Return ``{rule: count}`` of the demo routes from the fleet's lifetime (Prometheus) counters."""
     found = dict.fromkeys(RULES, 0)
-    for (endpoint, method, _), count in metrics.totals(Store(url, prefix)).items():
+    for (endpoint, method, _), count in metrics_query.totals(Store(url, prefix)).items():
         if endpoint in found and method == "GET":
             found[endpoint] += count
     return found
@@ -165,12 +167,12 @@ def test_a_flush_whose_answer_was_lost_is_applied_once(system_redis, app_config)
     finally:
         os.kill(redis_server.process.pid, signal.SIGCONT)
     # the timed-out batch ran by itself once Redis resumed: its answer was lost, not its effect
-    wait_until(lambda: metrics.totals(monitor.store).get(hello) == 7, 5, message="the buffered batch to run")
+    wait_until(lambda: metrics_query.totals(monitor.store).get(hello) == 7, 5, message="the buffered batch to run")
     requests_(1)
     monitor.flusher.tick()  # sends the kept batch again (a no-op now), then the 2 newer requests
     assert monitor.flusher.unsent is None and monitor.flusher.failures == 2
-    assert metrics.totals(monitor.store) == {hello: 9}
-    assert metrics.query(monitor.store, 60)["requests"]["total"] == 9
+    assert metrics_query.totals(monitor.store) == {hello: 9}
+    assert metrics_query.query(monitor.store, 60)["requests"]["total"] == 9
     assert int(monitor.store.redis.get(monitor.flusher.ack_key)) == monitor.flusher.seq == 3
 
 
@@ -235,9 +237,10 @@ def test_redis_killed_under_load_fails_no_request_and_recovers_in_place(gunicorn
           f"0 failed, all counted")
 
 
+@pytest.mark.slow
 def test_hung_redis_never_holds_a_request_past_the_timeout_budget(gunicorn, system_redis, prefix):
     timeout, retries = 0.25, 1
-    budget = timeout * (retries + 1)  # what one Redis call may cost (README: Reliability)
+    budget = timeout * (retries + 1)  # what one Redis call may cost (docs/reliability.md)
     bound = 2 * budget + 1.5  # a connect and a read may each time out, plus slack for a loaded 2-core VM
     redis_server = system_redis()
     operator = users_on(redis_server.url, prefix)("operator")

@@ -4,12 +4,12 @@ import re
 import pytest
 from bs4 import BeautifulSoup
 
-from monitor import audit, create_app
+from monitor import create_app
 from monitor.auth.users import Users
-from monitor.extension import state
-from monitor.security import OWN_PREFIXES, is_own_path
-
-from conftest import PASSWORD, csrf_from
+from monitor.core import audit
+from monitor.core.state import state
+from monitor.web.security import OWN_PREFIXES, is_own_path
+from support import PASSWORD, csrf_from
 
 
 def _csp(response):

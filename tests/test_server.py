@@ -10,8 +10,8 @@ import psutil
 import pytest
 import requests
 
-from conftest import ROOT, wait_until
-from monitor import embedded
+from monitor.core import embedded
+from support import ROOT, wait_until
 
 
 def _processes_under(instance):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import metrics
-
-from conftest import bearer
+from monitor.capabilities.metrics.collect import OVERFLOW
+from monitor.web.hooks import UNMATCHED
+from support import bearer
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("bench_soak", ROOT / "bench" / "bench_soak.py")
@@ -48,18 +48,18 @@ def test_soak_20k_stays_bounded_and_counts_exactly(gunicorn, store, make_user):
 
     # Cardinality: 2k unknown URLs under one label, every worker at its cap, the rest in <overflow>.
     assert report["labels"] <= report["allowed_labels"]
-    assert {metrics.UNMATCHED, metrics.OVERFLOW} <= report["labels"]
+    assert {UNMATCHED, OVERFLOW} <= report["labels"]
     # A worker that met <unmatched> after its 10th series counts unknown URLs under <overflow>.
     absorbed = sum(n for (label, method, cls), n in after["totals"].items()
-                   if label in (metrics.UNMATCHED, metrics.OVERFLOW) and (method, cls) == ("GET", "4xx"))
+                   if label in (UNMATCHED, OVERFLOW) and (method, cls) == ("GET", "4xx"))
     assert absorbed >= UNKNOWN
     assert len(after["series"]) == 3
     planned = {s for _, _, s in soak.MIX if s[0] != soak.OWN} | {soak.UNKNOWN[2]}
     for series in after["series"].values():  # each worker sees every planned series in the warm-up
-        assert len([s for s in series if s[0] != metrics.OVERFLOW]) == soak.MAX_SERIES
-        assert 1 <= len([s for s in series if s[0] == metrics.OVERFLOW]) <= len(planned) - soak.MAX_SERIES
+        assert len([s for s in series if s[0] != OVERFLOW]) == soak.MAX_SERIES
+        assert 1 <= len([s for s in series if s[0] == OVERFLOW]) <= len(planned) - soak.MAX_SERIES
 
-    # Memory: RSS per worker, Redis against the README's bound, the log stream at its cap.
+    # Memory: RSS per worker, Redis against the documented bound, the log stream at its cap.
     for pid in pids:
         assert after["rss_mb"][pid] - before["rss_mb"][pid] <= RSS_GROWTH_MB, text
     metrics_bound, redis_bound = soak.bounds(report)

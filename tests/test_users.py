@@ -4,10 +4,10 @@ import time
 import pytest
 from bs4 import BeautifulSoup
 
-from monitor import audit
-from monitor.auth.users import Users, UserError
-
-from conftest import PASSWORD, Auth, bearer, csrf_from
+from monitor.auth.users import Users
+from monitor.core import audit
+from monitor.core.errors import Refused
+from support import PASSWORD, Auth, bearer, csrf_from
 
 
 @pytest.fixture
@@ -33,14 +33,14 @@ def test_passwords_are_stored_as_scrypt_hashes(users, store):
     ("ok", "viewer", "short", "at least 8 characters"),
 ])
 def test_create_refuses_bad_input(users, name, role, password, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(Refused, match=message):
         users.create(name, role, password)
     assert users.count() == 0
 
 
 def test_create_refuses_an_existing_name(users):
     users.create("ada", "viewer", "a-long-password")
-    with pytest.raises(UserError, match="exists"):
+    with pytest.raises(Refused, match="exists"):
         users.create("ada", "admin", "another-password")
     assert users.get("ada")["role"] == "viewer"
 
@@ -75,9 +75,9 @@ def test_deleting_a_user_removes_their_tokens_and_keys(users, store):
 
 def test_the_last_admin_can_be_neither_demoted_nor_deleted(users):
     users.create("root", "admin", "a-long-password")
-    with pytest.raises(UserError, match="last admin"):
+    with pytest.raises(Refused, match="last admin"):
         users.set_role("root", "viewer")
-    with pytest.raises(UserError, match="last admin"):
+    with pytest.raises(Refused, match="last admin"):
         users.delete("root")
     users.create("second", "admin", "a-long-password")
     users.set_role("root", "operator")

@@ -1,9 +1,28 @@
-"""The JSON admin API under ``/api/admin``: one module per capability on one blueprint."""
+"""The JSON admin API under ``/api/admin``: one blueprint per app, routes from each capability.
+
+The blueprint is made by :func:`make_blueprint` at ``init_app`` time, so only the
+capabilities an app runs add routes, and each capability's API module receives the
+blueprint rather than importing it.
+"""
 from flask import Blueprint
 
-from ..auth import require_login
+from ..auth.guard import require_login
+from ..web.responses import API_PREFIX, register_handlers
+from . import audit
 
-bp = Blueprint("monitor_api", __name__, url_prefix="/api/admin")
-bp.before_request(require_login)
 
-from . import errors, audit, cache, cluster, logs, metrics, profiler  # noqa: E402,F401  (routes)
+def no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def make_blueprint(capabilities):
+    """Return the API blueprint with the core's routes and those of ``capabilities``."""
+    bp = Blueprint("monitor_api", __name__, url_prefix=API_PREFIX)
+    bp.before_request(require_login)
+    bp.after_request(no_store)
+    register_handlers(bp)
+    audit.register(bp)
+    for capability in capabilities:
+        capability.register_api(bp)
+    return bp

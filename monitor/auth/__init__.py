@@ -1,79 +1,20 @@
 """Sessions, bearer tokens, CSRF and brute-force limits for the monitor's routes."""
-from flask import current_app, g, redirect, request, url_for
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager, current_user
-from flask_wtf.csrf import generate_csrf, validate_csrf
-from wtforms.validators import ValidationError
+from flask_login import LoginManager
+from flask_wtf.csrf import generate_csrf
 
-from .. import audit
-from ..extension import state
-from ..responses import error_response, wants_json
-from .users import Users
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-def users():
-    """Return the user records of the current app's store."""
-    return Users(state().store)
-
-
-def _load_session_user(session_id):
-    return users().load_session(session_id)
-
-
-def _load_token_user(req):
-    header = req.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    user = users().load_token(header[7:].strip())
-    if user:
-        g.monitor_token_auth = True
-    return user
-
-
-def unauthorized():
-    """Answer a stranger: JSON 401, HTMX 401 with HX-Redirect, or a redirect to the login page."""
-    audit.record(state().store, "access", "unauthorized", path=request.path)
-    if request.headers.get("HX-Request"):
-        response = error_response(401, "unauthorized", "log in first")
-        response = current_app.make_response(response)
-        response.headers["HX-Redirect"] = url_for("monitor_auth.login")
-        return response
-    if wants_json():
-        return error_response(401, "unauthorized", "log in or send Authorization: Bearer <token>",
-                              {"WWW-Authenticate": 'Bearer realm="monitor"'})
-    return redirect(url_for("monitor_auth.login", next=request.full_path.rstrip("?")))
-
-
-def require_login():
-    """``before_request`` of the dashboard and API: nothing there is open to strangers."""
-    if not current_user.is_authenticated:
-        return unauthorized()
-    return check_csrf()
-
-
-def check_csrf():
-    """Refuse a cookie-authenticated unsafe request without a valid CSRF token."""
-    if request.method in SAFE_METHODS or g.get("monitor_token_auth"):
-        return None
-    token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
-    try:
-        validate_csrf(token)
-    except ValidationError as exc:
-        audit.record(state().store, "csrf", "refused", path=request.path)
-        return error_response(403, "forbidden", f"CSRF check failed: {exc} Send the X-CSRFToken header.")
-    return None
+from ..core.state import state
+from . import routes
+from .guard import load_session_user, load_token_user, unauthorized
 
 
 def init_app(app):
     """Register Flask-Login, the login limiter and the auth routes."""
-    from . import routes
-
     manager = LoginManager()
-    manager.user_loader(_load_session_user)
-    manager.request_loader(_load_token_user)
+    manager.user_loader(load_session_user)
+    manager.request_loader(load_token_user)
     manager.unauthorized_handler(unauthorized)
     manager.session_protection = None  # the server-side session id already binds the login
     # Its remember-cookie hook reads the session, which adds "Vary: Cookie" to any response
@@ -113,14 +54,12 @@ def init_app(app):
 
 def _on_auth_routes_only(app, init):
     """Run an extension's ``init``, moving the app-wide request hooks it adds to the auth routes."""
-    from .routes import bp
-
     hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
     counts = [len(funcs.get(None, ())) for funcs in hooks]
     init()
     for funcs, count in zip(hooks, counts):
         app_wide = funcs.get(None, [])
-        funcs.setdefault(bp.name, []).extend(app_wide[count:])
+        funcs.setdefault(routes.bp.name, []).extend(app_wide[count:])
         del app_wide[count:]
 
 

@@ -4,9 +4,9 @@ from functools import wraps
 from flask import current_app, request
 from flask_login import current_user
 
-from .. import audit
-from ..extension import state
-from ..responses import error_response
+from ..core import audit
+from ..core.state import state
+from ..web.responses import error_response
 
 
 def role_required(role):

@@ -4,15 +4,16 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from .. import audit
-from ..extension import state
-from ..responses import register_store_handler
-from . import check_csrf, users
+from ..core import audit
+from ..core.errors import Refused
+from ..core.state import state
+from ..web.responses import register_handlers
 from .forms import LoginForm, SetupForm
-from .users import User, UserError
+from .guard import check_csrf, users
+from .users import User
 
 bp = Blueprint("monitor_auth", __name__)
-register_store_handler(bp)
+register_handlers(bp)
 
 TOO_MANY = "Too many failed logins; wait a minute and try again."
 
@@ -89,7 +90,7 @@ def setup():
         return render_template("monitor/setup.html", form=form), 400 if request.method == "POST" else 200
     try:
         records.complete_setup(token, form.username.data, form.password.data)
-    except UserError as exc:
+    except Refused as exc:
         flash(str(exc), "error")
         return render_template("monitor/setup.html", form=None), 410
     audit.record(state().store, "setup", "ok", user=form.username.data)

@@ -17,6 +17,8 @@ import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..core.errors import Refused
+
 ROLES = ("viewer", "operator", "admin")
 RANK = {role: rank for rank, role in enumerate(ROLES)}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -30,10 +32,6 @@ SETUP_TTL_S = 24 * 3600
 TOKEN_USE_RESOLUTION_S = 60
 # A constant hash to compare against when the user does not exist, so timing tells nothing.
 _DUMMY_HASH = generate_password_hash("not-a-password")
-
-
-class UserError(ValueError):
-    """A user operation was refused; the message says why."""
 
 
 class User:
@@ -59,19 +57,19 @@ class User:
 
 def check_name(name):
     if not NAME_RE.match(name or ""):
-        raise UserError("a name is 1-64 letters, digits or . _ @ -")
+        raise Refused("a name is 1-64 letters, digits or . _ @ -")
     return name
 
 
 def check_role(role):
     if role not in RANK:
-        raise UserError(f"a role is one of {', '.join(ROLES)}")
+        raise Refused(f"a role is one of {', '.join(ROLES)}")
     return role
 
 
 def check_password(password):
     if len(password or "") < MIN_PASSWORD:
-        raise UserError(f"a password has at least {MIN_PASSWORD} characters")
+        raise Refused(f"a password has at least {MIN_PASSWORD} characters")
     return password
 
 
@@ -104,7 +102,7 @@ class Users:
         check_name(name), check_role(role), check_password(password)
         password_hash = generate_password_hash(password)
         if not self.r.hsetnx(self._user_key(name), "role", role):
-            raise UserError(f"user {name!r} exists")
+            raise Refused(f"user {name!r} exists", 409)
         pipe = self.r.pipeline()
         pipe.hset(self._user_key(name), mapping={
             "password": password_hash, "created_at": time.time(), "stamp": _stamp()})
@@ -113,12 +111,12 @@ class Users:
 
     def _require(self, name):
         if not self.get(name):
-            raise UserError(f"no user {name!r}")
+            raise Refused(f"no user {name!r}", 404)
 
     def _keep_an_admin(self, name, doing):
         """Refuse to demote or delete the last admin: nobody could manage users any more."""
         if self.get(name)["role"] == "admin" and sum(u["role"] == "admin" for u in self.list()) <= 1:
-            raise UserError(f"cannot {doing} the last admin; make another admin first")
+            raise Refused(f"cannot {doing} the last admin; make another admin first", 409)
 
     def set_role(self, name, role):
         """Change a user's role; their sessions end (their tokens follow the new role)."""
@@ -160,7 +158,7 @@ class Users:
         """Create a server-side session for ``name``; return its id."""
         stamp = self.r.hget(self._user_key(name), "stamp")
         if not stamp:
-            raise UserError(f"no user {name!r}")
+            raise Refused(f"no user {name!r}", 404)
         session_id = secrets.token_urlsafe(32)
         self.r.set(self.store.key("session", session_id), f"{name}:{stamp}", ex=SESSION_TTL_S)
         return session_id
@@ -253,7 +251,7 @@ class Users:
         check_name(name), check_password(password)
         stored = self.r.getdel(self.store.key("setup_token"))
         if not (stored and token and hmac.compare_digest(stored, _digest(token))) or self.count():
-            raise UserError("this setup link is not valid any more")
+            raise Refused("this setup link is not valid any more", 409)
         self.create(name, "admin", password)
 
 

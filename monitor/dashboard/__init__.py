@@ -1,11 +1,5 @@
-"""The HTML dashboard under ``/admin``."""
-from flask import Blueprint
+"""The HTML dashboard under ``/admin``: the page and its panels (``routes``), the admin pages (``users``)."""
+from . import users  # noqa: F401  (its pages join the blueprint)
+from .routes import bp
 
-from ..auth import require_login
-from ..responses import register_store_handler
-
-bp = Blueprint("monitor_dashboard", __name__, url_prefix="/admin")
-bp.before_request(require_login)
-register_store_handler(bp)
-
-from . import routes, users  # noqa: E402,F401  (route registration)
+__all__ = ["bp"]

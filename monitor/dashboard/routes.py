@@ -1,13 +1,24 @@
-"""The dashboard page, each panel alone, and panel actions."""
-from flask import abort, render_template, request
+"""The dashboard's blueprint: the page, each panel alone, and panel actions."""
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 
 from ..auth.decorators import role_required
-from ..extension import state
-from ..panels import PANELS
-from ..responses import error_response
-from . import bp
-from .users import nav_links
+from ..auth.guard import require_login
+from ..core.state import state
+from ..web.responses import error_response, register_handlers
+
+bp = Blueprint("monitor_dashboard", __name__, url_prefix="/admin")
+bp.before_request(require_login)
+register_handlers(bp)
+
+
+def nav_links(user):
+    """Return the dashboard's links to these pages that ``user`` may open."""
+    links = [{"title": "Account", "url": url_for("monitor_dashboard.account")}]
+    if user.can("admin"):
+        links[:0] = [{"title": "Users", "url": url_for("monitor_dashboard.users_page")},
+                     {"title": "Audit", "url": url_for("monitor_dashboard.audit_page")}]
+    return links
 
 
 @bp.get("/")
@@ -15,8 +26,8 @@ from .users import nav_links
 def index():
     """The whole dashboard: every panel, rendered in place."""
     monitor = state()
-    panels = [panel.render(monitor, request.args) for panel in PANELS.values()]
-    return render_template("monitor/dashboard.html", panels=panels, panels_meta=PANELS.values(),
+    panels = [panel.render(monitor, request.args) for panel in monitor.panels.values()]
+    return render_template("monitor/dashboard.html", panels=panels, panels_meta=monitor.panels.values(),
                            admin_links=nav_links(current_user))
 
 
@@ -24,24 +35,20 @@ def index():
 @role_required("viewer")
 def panel(name):
     """One panel's fragment, as the page includes it; htmx polls this."""
-    if name not in PANELS:
+    found = state().panels.get(name)
+    if found is None:
         abort(404)
-    return PANELS[name].render(state(), request.args)
+    return found.render(state(), request.args)
 
 
 @bp.post("/panels/<name>/<action>")
 @role_required("viewer")
 def panel_action(name, action):
     """Run a panel action (its role checked) and answer the refreshed panel."""
-    found = PANELS.get(name)
+    found = state().panels.get(name)
     if found is None or action not in found.actions:
         abort(404)
     role, method = found.actions[action]
     if not current_user.can(role):
         return error_response(403, "forbidden", f"this needs the {role} role")
-    monitor = state()
-    try:
-        message = getattr(found, method)(monitor, request.form)
-    except ValueError as exc:
-        return found.render(monitor, request.args, error=str(exc)), 400
-    return found.render(monitor, request.args, message=message)
+    return found.act(state(), method, request.form, request.args)

@@ -8,26 +8,18 @@ from datetime import datetime, timezone
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 
-from .. import audit
-from ..auth import users
 from ..auth.decorators import role_required
 from ..auth.forms import PasswordForm, UserForm
-from ..auth.users import ROLES, User, UserError
-from ..extension import state
-from ..responses import error_response
-from . import bp
+from ..auth.guard import users
+from ..auth.users import ROLES, User
+from ..core import audit
+from ..core.errors import Refused
+from ..core.state import state
+from ..web.responses import error_response
+from .routes import bp, nav_links
 
 #: Audit entries per page of /admin/audit.
 AUDIT_PAGE = 100
-
-
-def nav_links(user):
-    """Return the dashboard's links to these pages that ``user`` may open."""
-    links = [{"title": "Account", "url": url_for("monitor_dashboard.account")}]
-    if user.can("admin"):
-        links[:0] = [{"title": "Users", "url": url_for("monitor_dashboard.users_page")},
-                     {"title": "Audit", "url": url_for("monitor_dashboard.audit_page")}]
-    return links
 
 
 def _utc(ts):
@@ -53,7 +45,7 @@ def _apply(action, change, message, **detail):
     """Run ``change()``, audit it, and redirect back with ``message`` (or show the refusal)."""
     try:
         change()
-    except UserError as exc:
+    except Refused as exc:
         return _refused(action, exc, **detail)
     audit.record(state().store, action, "ok", **detail)
     flash(message, "ok")
@@ -102,7 +94,7 @@ def create_token(name):
     label = request.form.get("label", "").strip()[:64]
     try:
         token = users().create_token(name, label)
-    except UserError as exc:
+    except Refused as exc:
         return _refused("token.create", exc, name=name)
     audit.record(state().store, "token.create", "ok", name=name, token=token.split("_")[1], label=label)
     return _page(new_token={"user": name, "token": token, "label": label})

@@ -5,6 +5,8 @@ Playwright's sync API delivers events only while it runs, so waits use
 """
 import time
 
+import pytest
+
 HIDE = """() => {
   Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
   Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
@@ -25,6 +27,7 @@ def login(page, server, user):
     page.wait_for_url(server.url + "/admin/")
 
 
+@pytest.mark.slow
 def test_panels_poll_and_pause_while_hidden(page, gunicorn, make_user):
     server = gunicorn(workers=2)
     polls = []

@@ -6,8 +6,9 @@ Playwright's sync API delivers events only while it runs: waits use ``page.wait_
 """
 import re
 
-from monitor.auth.users import Users
 from test_dashboard_browser import login
+
+from monitor.auth.users import Users
 
 REPORT_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", function (event) {

@@ -1,15 +1,17 @@
 """The alerts-and-logs panel in real Chromium: hostile log text stays text, the tail adds lines."""
 import uuid
 
+import pytest
 from playwright.sync_api import expect
-
-from conftest import bearer
 from test_dashboard_browser import login
 from test_login_browser import _violations, _watch
+
+from support import bearer
 
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"><b>bold</b>'
 
 
+@pytest.mark.slow
 def test_log_html_renders_as_text_and_the_tail_updates(page, gunicorn, make_user):
     server = gunicorn(workers=2)
     viewer = make_user("viewer")

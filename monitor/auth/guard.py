@@ -1,0 +1,65 @@
+"""The gate of the monitor's routes: who the request's user is, and strangers and forgeries refused."""
+from flask import current_app, g, redirect, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import validate_csrf
+from wtforms.validators import ValidationError
+
+from ..core import audit
+from ..core.state import state
+from ..web.responses import error_response, wants_json
+from .users import Users
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def users():
+    """Return the user records of the current app's store."""
+    return Users(state().store)
+
+
+def load_session_user(session_id):
+    return users().load_session(session_id)
+
+
+def load_token_user(req):
+    header = req.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    user = users().load_token(header[7:].strip())
+    if user:
+        g.monitor_token_auth = True
+    return user
+
+
+def unauthorized():
+    """Answer a stranger: JSON 401, HTMX 401 with HX-Redirect, or a redirect to the login page."""
+    audit.record(state().store, "access", "unauthorized", path=request.path)
+    if request.headers.get("HX-Request"):
+        response = error_response(401, "unauthorized", "log in first")
+        response = current_app.make_response(response)
+        response.headers["HX-Redirect"] = url_for("monitor_auth.login")
+        return response
+    if wants_json():
+        return error_response(401, "unauthorized", "log in or send Authorization: Bearer <token>",
+                              {"WWW-Authenticate": 'Bearer realm="monitor"'})
+    return redirect(url_for("monitor_auth.login", next=request.full_path.rstrip("?")))
+
+
+def require_login():
+    """``before_request`` of the dashboard and API: nothing there is open to strangers."""
+    if not current_user.is_authenticated:
+        return unauthorized()
+    return check_csrf()
+
+
+def check_csrf():
+    """Refuse a cookie-authenticated unsafe request without a valid CSRF token."""
+    if request.method in SAFE_METHODS or g.get("monitor_token_auth"):
+        return None
+    token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
+    try:
+        validate_csrf(token)
+    except ValidationError as exc:
+        audit.record(state().store, "csrf", "refused", path=request.path)
+        return error_response(403, "forbidden", f"CSRF check failed: {exc} Send the X-CSRFToken header.")
+    return None

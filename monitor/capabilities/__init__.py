@@ -1,0 +1,1 @@
+"""The built-in capabilities, one package each; ``MONITOR_CAPABILITIES`` lists the ones an app runs."""

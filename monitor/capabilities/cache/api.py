@@ -1,0 +1,31 @@
+"""JSON API: app-cache statistics and scoped clearing."""
+from flask import jsonify
+
+from ...api.args import int_arg, json_body
+from ...auth.decorators import role_required
+from ...core.errors import Refused
+from ...core.state import state
+from . import query
+from .ship import BUCKET_S, MAX_WINDOW_S
+
+
+def register(bp):
+    """Add the cache routes to the API blueprint."""
+
+    @bp.get("/cache/stats")
+    @role_required("viewer")
+    def cache_stats():
+        """Keys, hit rate over ``window`` seconds, memory and Redis figures of the app cache."""
+        window = int_arg("window", query.DEFAULT_WINDOW_S, BUCKET_S, MAX_WINDOW_S)
+        return jsonify(query.stats(state(), window))
+
+    @bp.post("/cache/clear")
+    @role_required("operator")
+    def cache_clear():
+        """Delete the app cache's keys, or one namespace's; answer the count."""
+        body = json_body()
+        unknown = set(body) - {"namespace"}
+        if unknown:
+            raise Refused(f"unknown field(s) {', '.join(sorted(unknown))}; accepted: namespace")
+        namespace = query.check_namespace(body.get("namespace"))
+        return jsonify({"cleared": query.clear(state(), namespace), "namespace": namespace})

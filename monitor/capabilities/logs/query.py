@@ -1,0 +1,92 @@
+"""The read side of the log stream: newest first, filtered, a page at a time with a cursor."""
+import re
+
+import redis
+
+from ...core.audit import CURSOR_RE
+from ...core.errors import Refused
+from .handler import LEVELS, stream_key
+
+#: Stream entries one read scans at most; past it the answer's ``next`` continues the scan.
+SCAN_LIMIT = 20000
+
+
+def parse_filters(args):
+    """Return the read filters from query ``args``, or refuse, naming what is accepted."""
+    level = (args.get("level") or "DEBUG").upper()
+    if level not in LEVELS:
+        raise Refused(f"level must be one of {', '.join(LEVELS)}")
+    q = args.get("q") or ""
+    if len(q) > 200:
+        raise Refused("q must be at most 200 characters")
+    q = q.strip()
+    host = (args.get("host") or "").strip() or None
+    pid = args.get("pid") or None
+    if pid is not None:
+        if not re.fullmatch(r"[0-9]{1,10}", pid):
+            raise Refused("pid must be a whole number")
+        pid = int(pid)
+    before = args.get("before") or None
+    if before and not CURSOR_RE.fullmatch(before):
+        raise Refused("before is the id of an entry, such as 1700000000000-0")
+    return {"level": level, "q": q, "host": host, "pid": pid, "before": before}
+
+
+def _matches(fields, min_level, needle, host, pid):
+    if LEVELS.get(fields.get("level"), 0) < min_level:
+        return False
+    if host is not None and fields.get("host") != host:
+        return False
+    if pid is not None and fields.get("pid") != str(pid):
+        return False
+    if needle and needle not in fields.get("message", "").lower() and needle not in fields.get("logger", "").lower() \
+            and needle not in fields.get("exc_text", "").lower():
+        return False
+    return True
+
+
+def query(store, level="DEBUG", q="", host=None, pid=None, limit=100, before=None):
+    """Return ``{"entries": [...], "next": cursor|None}``, newest first, older than ``before``."""
+    min_level, needle = LEVELS[level], q.lower()
+    key = stream_key(store)
+    entries, cursor, scanned = [], before, 0
+    batch = min(1000, max(limit * 2, 100))
+    exhausted = False
+    while len(entries) < limit and scanned < SCAN_LIMIT:
+        raw = store.redis.xrevrange(key, max=f"({cursor}" if cursor else "+", count=batch)
+        if not raw:
+            exhausted = True
+            break
+        for entry_id, fields in raw:
+            cursor = entry_id
+            scanned += 1
+            if _matches(fields, min_level, needle, host, pid):
+                entries.append(_entry(entry_id, fields))
+                if len(entries) == limit:
+                    break
+        if len(raw) < batch and len(entries) < limit:
+            exhausted = True
+            break
+    return {"entries": entries, "next": None if exhausted else cursor}
+
+
+def _entry(entry_id, fields):
+    entry = {"id": entry_id, "ts": float(fields.get("ts", 0)), "level": fields.get("level", ""),
+             "logger": fields.get("logger", ""), "message": fields.get("message", ""),
+             "host": fields.get("host", ""), "pid": int(fields.get("pid") or 0)}
+    for optional in ("exc_text", "request_id"):
+        if optional in fields:
+            entry[optional] = fields[optional]
+    return entry
+
+
+def stats(store):
+    """Return the stream's length and the drops counted per process."""
+    try:
+        pipe = store.redis.pipeline(transaction=False)
+        pipe.xlen(stream_key(store))
+        pipe.hgetall(store.key("logs", "dropped"))
+        length, dropped = pipe.execute()
+    except redis.RedisError:
+        return {"length": None, "dropped": None}
+    return {"length": length, "dropped": sum(int(v) for v in dropped.values())}

@@ -1,0 +1,38 @@
+"""The metrics capability: request rates, latency percentiles and errors per endpoint, fleet-wide.
+
+``collect`` holds the hot path's in-process aggregates, ``histogram`` and ``codec`` the
+mergeable numbers and their bytes, ``ship`` the flusher's writes, ``query`` the read side;
+``api``, ``prometheus`` (``GET /metrics``), ``panel`` and ``spec`` are its surfaces.
+"""
+from ...core.capability import Capability
+from ...core.config import Setting, number
+from . import api, prometheus, spec
+from .collect import Recorder
+from .panel import MetricsPanel
+from .ship import Shipper
+
+
+class Metrics(Capability):
+    name = "metrics"
+    settings = (
+        Setting("MONITOR_METRICS_MAX_SERIES", 2000, number(10, 100000, int), "a whole number, 10 to 100000",
+                "Distinct (endpoint rule, method, status class) series each worker records; requests "
+                "past the cap count under the endpoint label `<overflow>`."),
+    )
+    panels = (MetricsPanel,)
+
+    def init_app(self, app, monitor):
+        monitor.recorder = Recorder(app.config["MONITOR_METRICS_MAX_SERIES"])
+        monitor.flusher.add_shipper(Shipper(monitor, monitor.recorder))
+
+    def register_api(self, bp):
+        api.register(bp)
+
+    def blueprints(self):
+        return (prometheus.bp,)
+
+    def spec(self, config):
+        return spec.paths(config), spec.SCHEMAS
+
+
+capability = Metrics()

@@ -1,0 +1,23 @@
+"""JSON API: GET /api/admin/metrics, the fleet's merged request metrics."""
+from flask import jsonify, request
+
+from ...api.args import int_arg
+from ...auth.decorators import role_required
+from ...core.errors import Refused
+from ...core.state import state
+from . import query
+
+
+def register(bp):
+    """Add the metrics route to the API blueprint."""
+
+    @bp.get("/metrics")
+    @role_required("viewer")
+    def get_metrics():
+        """Merged metrics of all workers (or one host / one pid) over ``window`` seconds."""
+        window = int_arg("window", 60, 10, 86400)
+        pid = int_arg("pid", None, 1, 2**31)
+        host = request.args.get("host") or None
+        if host is not None and len(host) > 255:
+            raise Refused("host must be at most 255 characters")
+        return jsonify(query.query(state().store, window, host=host, pid=pid))

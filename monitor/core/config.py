@@ -1,0 +1,212 @@
+"""Every ``MONITOR_*`` setting: its default, what it accepts, and one place that checks it.
+
+A setting is read from ``app.config`` first, then from the environment variable of the
+same name (``REDIS_URL``, ``SECRET_KEY``, ``PORT`` and ``WEB_CONCURRENCY`` keep their
+conventional names), then falls back to the default below. ``load`` validates all of them
+at ``init_app`` time, so a bad value stops start-up with one line that names the setting.
+"""
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import capability
+
+
+class ConfigError(ValueError):
+    """A setting has a value it does not accept."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str, Any], Any]
+    accepts: str
+    doc: str
+    env: str = ""
+
+    @property
+    def env_name(self):
+        return self.env or self.name
+
+
+def boolean(name, value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def text(name, value):
+    text = str(value).strip()
+    if not text:
+        raise ValueError
+    return text
+
+
+def optional_text(name, value):
+    return str(value).strip() if value is not None else ""
+
+
+def number(lo, hi, kind=float):
+    def parse(name, value):
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value)
+        if not lo <= number <= hi:
+            raise ValueError
+        return number
+
+    return parse
+
+
+def redis_url(name, value):
+    url = optional_text(name, value)
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError
+    return url
+
+
+def rate(name, value):
+    from limits import parse_many
+
+    value = text(name, value)
+    parse_many(value)
+    return value
+
+
+def http_url(name, value):
+    url = optional_text(name, value)
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError
+    return url
+
+
+def choice(*allowed):
+    def parse(name, value):
+        text = str(value).strip().upper()
+        if text not in allowed:
+            raise ValueError
+        return text
+
+    return parse
+
+
+def capability_paths(name, value):
+    """Parse the capability list: dotted module paths, each importable and exposing ``capability``."""
+    paths = tuple(value) if isinstance(value, (list, tuple)) else tuple(str(value).replace(",", " ").split())
+    if len(set(paths)) != len(paths):
+        raise ValueError
+    try:
+        capability.load(paths)
+    except (ImportError, AttributeError, TypeError):
+        raise ValueError from None
+    return paths
+
+
+def _hostname():
+    return socket.gethostname() or "localhost"
+
+
+#: The capabilities an app runs unless MONITOR_CAPABILITIES says otherwise, in panel order.
+DEFAULT_CAPABILITIES = tuple(f"monitor.capabilities.{name}" for name in (
+    "metrics", "profiling", "cache", "cluster", "logs", "alerts"))
+
+#: The core settings, in the order the docs list them; each capability adds its own.
+SETTINGS = [
+    Setting("MONITOR_REDIS_URL", "", redis_url,
+            "empty, or a redis://, rediss:// or unix:// URL",
+            "The Redis that every worker and host shares. Empty: the embedded Redis "
+            "that the gunicorn master owns, under the instance folder.", env="REDIS_URL"),
+    Setting("MONITOR_INSTANCE_PATH", "instance", text, "a directory path",
+            "Instance folder: embedded Redis socket and data, secret key, profile artifacts."),
+    Setting("MONITOR_HOST_NAME", None, text, "a non-empty name",
+            "The name this host shows in the fleet (default: the machine's hostname)."),
+    Setting("MONITOR_FLEET_NAME", "monitor", text, "a non-empty name",
+            "The fleet's name, shown in the dashboard header."),
+    Setting("MONITOR_KEY_PREFIX", "monitor", text, "a non-empty string",
+            "Prefix of every Redis key the monitor writes; two apps on one Redis need two prefixes."),
+    Setting("MONITOR_PUBLIC_URL", "", optional_text, "empty, or the URL users reach the app at",
+            "Base URL for the setup link the server logs (default: the bind address)."),
+    Setting("MONITOR_DEMO", True, boolean, "0/1, true/false, on/off",
+            "Mount the demo routes of wsgi.py."),
+    Setting("MONITOR_REDIS_TIMEOUT", 0.25, number(0.01, 30), "seconds, 0.01 to 30",
+            "Socket and connect timeout of each Redis call; a dead Redis costs a caller at most "
+            "timeout × (retries + 1)."),
+    Setting("MONITOR_REDIS_RETRIES", 1, number(0, 5, int), "a whole number, 0 to 5",
+            "Retries of a failed Redis call (no back-off), so a hung Redis stays bounded."),
+    Setting("MONITOR_FLUSH_INTERVAL", 1.0, number(0.1, 60), "seconds, 0.1 to 60",
+            "How often each process ships its in-process aggregates to Redis."),
+    Setting("MONITOR_LOGIN_LIMIT_ACCOUNT", "5/minute", rate, "a rate such as 5/minute",
+            "Failed logins allowed per account name, across all workers and hosts."),
+    Setting("MONITOR_LOGIN_LIMIT_IP", "20/minute", rate, "a rate such as 20/minute",
+            "Failed logins allowed per client address, across all workers and hosts."),
+    Setting("MONITOR_TRUST_PROXY", 0, number(0, 5, int), "a whole number of proxies, 0 to 5",
+            "How many proxies in front set X-Forwarded-For/-Proto (1 on Heroku-like PaaS routers)."),
+    Setting("MONITOR_CAPABILITIES", DEFAULT_CAPABILITIES, capability_paths,
+            "dotted paths of capability modules, separated by commas or spaces",
+            "The capabilities this app runs, in the dashboard's panel order; one left out costs "
+            "nothing at run time. Each module exposes ``capability``, a ``monitor.core.capability.Capability``."),
+]
+
+
+def validate(setting, raw):
+    """Return the parsed value of one setting or raise ConfigError naming it."""
+    if raw is None:
+        return _hostname() if setting.name == "MONITOR_HOST_NAME" else setting.default
+    try:
+        return setting.parse(setting.name, raw)
+    except (TypeError, ValueError):
+        source = setting.env_name if setting.env_name != setting.name else setting.name
+        raise ConfigError(f"{source}={raw!r} is not accepted: expected {setting.accepts}") from None
+
+
+def raw_value(config, setting, environ=os.environ):
+    """Return the unparsed value from app config, else the environment, else None."""
+    if config.get(setting.name) is not None:
+        return config[setting.name]
+    value = environ.get(setting.env_name)
+    return value if value not in (None, "") else None
+
+
+def load(config, environ=os.environ):
+    """Validate the core settings, then those of the capabilities named, into ``config``.
+
+    Raise ConfigError at the first bad one.
+    """
+    for setting in SETTINGS:
+        config[setting.name] = validate(setting, raw_value(config, setting, environ))
+    for found in capability.load(config["MONITOR_CAPABILITIES"]):
+        for setting in found.settings:
+            config[setting.name] = validate(setting, raw_value(config, setting, environ))
+    return config
+
+
+def check_environment(environ=os.environ):
+    """Validate the settings given by the environment alone (the gunicorn master's check)."""
+    return load({}, environ)
+
+
+def markdown_table():
+    """Return the settings table of docs/settings.md: the core's, then each default capability's."""
+    rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+    sections = [("core", SETTINGS)] + [(found.name, found.settings)
+                                       for found in capability.load(DEFAULT_CAPABILITIES) if found.settings]
+    for title, settings in sections:
+        rows.append(f"| **{title}** | | | |")
+        for s in settings:
+            if s.name == "MONITOR_HOST_NAME":
+                default = "the machine's hostname"
+            elif isinstance(s.default, bool):
+                default = "`on`" if s.default else "`off`"
+            elif isinstance(s.default, tuple):
+                default = "the six built-in capabilities"
+            else:
+                default = "unset" if s.default in ("", None) else f"`{s.default}`"
+            rows.append(f"| `{s.env_name}` | {default} | {s.accepts} | {s.doc} |")
+    return "\n".join(rows)

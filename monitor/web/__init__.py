@@ -1,0 +1,1 @@
+"""Web plumbing shared by the monitor's blueprints: security headers, error answers, panels."""
