@@ -292,12 +292,14 @@ def test_setup_link_works_once_and_expires(client, store):
     assert token not in store.redis.get(store.key("setup_token"))  # stored hashed
     assert client.get("/setup?token=wrong").status_code == 404
     page = client.get(f"/setup?token={token}")
-    assert page.status_code == 200
+    assert page.status_code == 200 and "At least 8 characters." in page.get_data(as_text=True)
     csrf = csrf_from(page.get_data(as_text=True))
     form = {"username": "root", "password": "first-admin-pw", "confirm": "first-admin-pw", "csrf_token": csrf}
     created = client.post(f"/setup?token={token}", data=form)
-    assert created.status_code == 302 and created.headers["Location"] == "/login"
+    assert created.status_code == 302 and created.headers["Location"] == "/admin/"
     assert users.get("root")["role"] == "admin" and users.password_hash("root").startswith("scrypt:")
+    dashboard = client.get("/admin/").get_data(as_text=True)  # the first admin is logged in
+    assert "Welcome, root" in dashboard and 'class="who">root' in dashboard
     assert store.redis.exists(store.key("setup_token")) == 0
     again = client.post(f"/setup?token={token}", data={**form, "username": "second"})
     assert again.status_code == 410 and users.get("second") is None

@@ -10,7 +10,7 @@ from ..core.state import state
 from ..web.responses import register_handlers
 from .forms import LoginForm, SetupForm
 from .guard import check_csrf, users
-from .users import User
+from .users import MIN_PASSWORD, User
 
 bp = Blueprint("monitor_auth", __name__)
 register_handlers(bp)
@@ -80,22 +80,26 @@ def logout():
 
 @bp.route("/setup", methods=["GET", "POST"])
 def setup():
-    """Create the first admin with the one-time link that the server logged."""
+    """Create the first admin with the one-time link that the server logged, and log them in."""
     token = request.args.get("token", "")
     records = users()
     if records.count() or not records.setup_token_valid(token):
         return render_template("monitor/setup.html", form=None), 404 if not records.count() else 410
     form = SetupForm()
     if not form.validate_on_submit():
-        return render_template("monitor/setup.html", form=form), 400 if request.method == "POST" else 200
+        return render_template("monitor/setup.html", form=form, min_password=MIN_PASSWORD), \
+            400 if request.method == "POST" else 200
+    name = form.username.data
     try:
-        records.complete_setup(token, form.username.data, form.password.data)
+        records.complete_setup(token, name, form.password.data)
     except Refused as exc:
         flash(str(exc), "error")
         return render_template("monitor/setup.html", form=None), 410
-    audit.record(state().store, "setup", "ok", user=form.username.data)
-    flash("Admin created; log in.", "ok")
-    return redirect(url_for("monitor_auth.login"))
+    audit.record(state().store, "setup", "ok", user=name)
+    session.clear()
+    login_user(User(name, "admin", session_id=records.start_session(name)))
+    flash(f"Welcome, {name}: you are the first admin. Add users from the Users page.", "ok")
+    return redirect(url_for("monitor_dashboard.index"))
 
 
 @bp.errorhandler(429)

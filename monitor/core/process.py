@@ -7,6 +7,8 @@ import psutil
 
 #: Set by the gunicorn master for its workers, so a worker knows it serves in a cluster.
 MASTER_ENV = "MONITOR_MASTER_PID"
+#: CPU % is measured over at least this span; readers in between share the last measure.
+CPU_SPAN_S = 1.0
 
 
 class ProcessInfo:
@@ -21,6 +23,7 @@ class ProcessInfo:
         self.started_at = time.time()
         self.master_pid = int(os.environ.get(MASTER_ENV, "0") or 0)
         self.proc = psutil.Process(self.pid)
+        self._cpu = (time.monotonic(), self._cpu_seconds(), 0.0)
 
     @property
     def id(self):
@@ -38,6 +41,25 @@ class ProcessInfo:
     def rss_mb(self):
         return self.proc.memory_info().rss / 2**20
 
+    def _cpu_seconds(self):
+        times = self.proc.cpu_times()
+        return times.user + times.system
+
+    def cpu_percent(self):
+        """Return this process's CPU % (100 = one core busy) over the last span of at least ``CPU_SPAN_S``.
+
+        Measured here once per span for every reader (the heartbeat and the metrics sample
+        both read it on each flusher tick): psutil's ``cpu_percent(None)`` would measure since
+        whichever of them called last, giving 0 or thousands of percent.
+        """
+        at, used, percent = self._cpu
+        now = time.monotonic()
+        if now - at >= CPU_SPAN_S:
+            seconds = self._cpu_seconds()
+            percent = round(max(0.0, seconds - used) / (now - at) * 100, 1)
+            self._cpu = (now, seconds, percent)
+        return percent
+
     def sample(self):
         """Return this process's resource readings: RSS, CPU %, threads, files, GC, uptime."""
         proc = self.proc
@@ -45,7 +67,7 @@ class ProcessInfo:
             memory = proc.memory_info()
             sample = {
                 "rss_mb": round(memory.rss / 2**20, 2),
-                "cpu_percent": round(proc.cpu_percent(None), 1),
+                "cpu_percent": self.cpu_percent(),
                 "threads": proc.num_threads(),
                 "open_files": proc.num_fds(),
             }

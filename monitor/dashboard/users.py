@@ -3,8 +3,6 @@
 Plain HTML forms (each with its CSRF field) that post, then redirect back with a message;
 a new API token is the exception: the answer shows it once and it is never stored in clear.
 """
-from datetime import datetime, timezone
-
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 
@@ -22,15 +20,9 @@ from .routes import bp, nav_links
 AUDIT_PAGE = 100
 
 
-def _utc(ts):
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") if ts else None
-
-
 def _page(form=None, new_token=None, status=200):
     records = users()
-    listed = [{**user, "created": _utc(user["created_at"]),
-               "tokens": [{**token, "used": _utc(token["last_used"])} for token in records.tokens(user["name"])]}
-              for user in records.list()]
+    listed = [{**user, "tokens": records.tokens(user["name"])} for user in records.list()]
     return render_template("monitor/users.html", users=listed, roles=ROLES, form=form or UserForm(),
                            new_token=new_token, links=nav_links(current_user)), status
 

@@ -4,7 +4,7 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import click
 import requests
@@ -32,8 +32,11 @@ def label(path):
     return "/demo/cached/<key>" if path.startswith("/demo/cached/") else path
 
 
-def run(url, seconds, rate, concurrency=8, seed=None):
-    """Send about ``rate`` requests/s for ``seconds`` s; return counts by route and status."""
+def run(url, seconds, rate, concurrency=8, seed=None, progress=None):
+    """Send about ``rate`` requests/s for ``seconds`` s; return counts by route and status.
+
+    ``progress(stats, elapsed)``, if given, is called about once a second while it runs.
+    """
     rnd = random.Random(seed)
     lock = threading.Lock()
     schedule = itertools.count()
@@ -63,9 +66,21 @@ def run(url, seconds, rate, concurrency=8, seed=None):
                 latencies.append(time.monotonic() - begun)
 
     with ThreadPoolExecutor(concurrency) as pool:
-        for _ in range(concurrency):
-            pool.submit(client)
+        running = [pool.submit(client) for _ in range(concurrency)]
+        while wait(running, timeout=1.0).not_done:
+            if progress is not None:
+                with lock:
+                    seen = Counter(stats)
+                progress(seen, time.monotonic() - started)
     return stats, latencies, time.monotonic() - started
+
+
+def progress_line(stats, elapsed):
+    """Return one line of progress: requests sent, their rate, and the server errors among them."""
+    sent = sum(stats.values())
+    errors = sum(n for (_, code), n in stats.items() if code == "failed" or code >= 500)
+    share = f" ({errors / sent:.1%})" if sent else ""
+    return f"{elapsed:5.0f} s  {sent:>7} sent  {sent / max(elapsed, 1e-9):6.1f}/s  {errors:>5} errors{share}"
 
 
 @click.command("traffic")
@@ -74,8 +89,12 @@ def run(url, seconds, rate, concurrency=8, seed=None):
 @click.option("--rate", type=click.FloatRange(0.5, 500), default=20.0, show_default=True,
               help="Requests per second (all routes together).")
 def traffic(url, seconds, rate):
-    """Drive a mix of demo routes (fast, slow, errors, cached, logs) for a while."""
-    stats, latencies, elapsed = run(url, seconds, rate)
+    """Drive a mix of demo routes (fast, slow, errors, cached, logs) for a while.
+
+    Progress goes to stderr each second; the summary to stdout.
+    """
+    stats, latencies, elapsed = run(url, seconds, rate,
+                                    progress=lambda seen, at: click.echo(progress_line(seen, at), err=True))
     total = sum(stats.values())
     click.echo(f"{total} requests in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.1f}/s)")
     for (route, code), count in sorted(stats.items(), key=lambda item: str(item[0])):

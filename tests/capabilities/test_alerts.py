@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from bs4 import BeautifulSoup
 
+from monitor.capabilities.alerts import rules
 from monitor.capabilities.alerts.notify import Notifier
 from monitor.capabilities.alerts.rules import RULES
 from monitor.core.state import state
@@ -56,7 +57,8 @@ def hook():
 def test_60_errors_fire_notify_once_per_change_and_resolve(gunicorn, make_user, hook):
     server = gunicorn(workers=2, env={
         "MONITOR_ALERT_WINDOW": "10", "MONITOR_ALERT_MIN_REQUESTS": "20", "MONITOR_ALERT_ERROR_RATE": "0.05",
-        "MONITOR_ALERT_PENDING_S": "1", "MONITOR_ALERT_INTERVAL": "0.5", "MONITOR_ALERT_WEBHOOK_URL": hook.url,
+        "MONITOR_ALERT_PENDING_S": "1", "MONITOR_ALERT_RESOLVE_S": "1", "MONITOR_ALERT_INTERVAL": "0.5",
+        "MONITOR_ALERT_WEBHOOK_URL": hook.url,
         "MONITOR_ALERT_WEBHOOK_TIMEOUT": "2"})
     viewer, operator = bearer(make_user("viewer")), bearer(make_user("operator"))
     for _ in range(60):
@@ -104,7 +106,7 @@ def test_only_the_lock_holder_evaluates(app_config, store):
 
 def test_states_pending_firing_resolved_and_no_data(app, store):
     evaluator = state(app).alerts
-    evaluator.config = {**app.config, "MONITOR_ALERT_PENDING_S": 10}
+    evaluator.config = {**app.config, "MONITOR_ALERT_PENDING_S": 10, "MONITOR_ALERT_RESOLVE_S": 0}
     step = evaluator._step
     alert = step(None, "worker_rss", "worker RSS", True, 900, "big", 100.0)
     assert alert["state"] == "pending"
@@ -117,6 +119,58 @@ def test_states_pending_firing_resolved_and_no_data(app, store):
     assert resolved["state"] == "resolved"
     history = [json.loads(h) for h in store.redis.lrange(store.key("alerts", "history"), 0, -1)]
     assert [h["event"] for h in history] == ["resolved", "firing"]
+
+
+class Metrics:
+    """What the error-rate rule reads: a window of 1000 requests at a given 5xx rate."""
+
+    def __init__(self, config, rate):
+        self.config, self.window = config, 300
+        self.body = {"requests": {"total": 1000, "errors": int(rate * 1000), "error_rate": rate}}
+
+    def metrics(self):
+        return self.body
+
+
+def test_a_rate_hovering_at_the_limit_fires_once_and_does_not_flap(app, store):
+    evaluator = state(app).alerts
+    config = evaluator.config = {**app.config, "MONITOR_ALERT_PENDING_S": 30, "MONITOR_ALERT_RESOLVE_S": 60,
+                                 "MONITOR_ALERT_ERROR_RATE": 0.05}
+    alert, events = None, []
+    # The demo's 5% errors against a 5% limit: over the 300 s window the rate wanders between 4.4% and
+    # 5.6% a minute at a time, for ten minutes (a round each 5 s); without hysteresis it would resolve
+    # and fire again every minute.
+    for i in range(120):
+        rate = 0.05 + 0.006 * (1 if i % 24 < 12 else -1)
+        holding = bool(alert) and alert["state"] == "firing"
+        judged = rules.error_rate(Metrics(config, rate), holding)
+        changed = evaluator._step(dict(alert) if alert else None, "error_rate", "5xx rate", *judged, 1000.0 + 5 * i)
+        if changed is not None:
+            if changed["state"] != (alert or {}).get("state"):
+                events.append(changed["state"])
+            alert = changed
+    assert events == ["pending", "firing"] and alert["state"] == "firing"
+    assert "clears below 4.0%" in alert["detail"]
+    history = [json.loads(h)["event"] for h in store.redis.lrange(store.key("alerts", "history"), 0, -1)]
+    assert history == ["firing"]
+
+
+def test_a_firing_rule_resolves_only_after_staying_clear_for_the_quiet_period(app, store):
+    evaluator = state(app).alerts
+    config = evaluator.config = {**app.config, "MONITOR_ALERT_PENDING_S": 0, "MONITOR_ALERT_RESOLVE_S": 60}
+    firing = evaluator._step(None, "error_rate", "5xx rate", True, 0.2, "bad", 100.0)
+    assert firing["state"] == "firing"
+    assert rules.error_rate(Metrics(config, 0.045), True)[0] is True  # above 80% of the limit: still breached
+    assert rules.error_rate(Metrics(config, 0.045), False)[0] is False
+    clear = rules.error_rate(Metrics(config, 0.01), True)
+    alert = evaluator._step(dict(firing), "error_rate", "5xx rate", *clear, 110.0)
+    assert alert["state"] == "firing" and alert["clear_since"] == 110.0
+    alert = evaluator._step(alert, "error_rate", "5xx rate", True, 0.2, "bad again", 150.0)
+    assert alert["state"] == "firing" and "clear_since" not in alert  # a breach restarts the quiet period
+    alert = evaluator._step(alert, "error_rate", "5xx rate", *clear, 160.0)
+    assert evaluator._step(dict(alert), "error_rate", "5xx rate", *clear, 219.0)["state"] == "firing"
+    resolved = evaluator._step(dict(alert), "error_rate", "5xx rate", *clear, 220.0)
+    assert resolved["state"] == "resolved" and resolved["resolved_at"] == 220.0 and "clear_since" not in resolved
 
 
 def test_webhook_retries_until_accepted():

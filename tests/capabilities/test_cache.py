@@ -221,7 +221,7 @@ def test_panel_shows_namespaces_escaped_and_buttons_for_operators(app, client, a
     html = client.get("/admin/panels/cache").get_data(as_text=True)
     assert html.count('data-confirm="') == 2 and "Clear all" in html
     response = auth.post("/admin/panels/cache/clear", data={"namespace": "<b>x"})
-    assert response.status_code == 200 and "Cleared 1 keys of namespace &lt;b&gt;x." in response.get_data(as_text=True)
+    assert response.status_code == 200 and "Cleared 1 key of namespace &lt;b&gt;x." in response.get_data(as_text=True)
     assert auth.post("/admin/panels/cache/clear", data={"namespace": "a:b"}).status_code == 400
 
 

@@ -9,7 +9,7 @@ import requests
 from bs4 import BeautifulSoup
 
 from monitor.capabilities.cluster import operations, registry
-from monitor.core import audit
+from monitor.core import audit, process
 from monitor.core.state import state
 from support import bearer, wait_until
 
@@ -80,6 +80,21 @@ def test_heartbeat_shape_and_staleness(app, store, client, make_user):
     registry.drop_entry(store, "w", f"testhost:{os.getpid()}")
     monitor.flusher.stop(flush=False)
     assert registry.workers(store) == []
+
+
+def test_cpu_percent_is_measured_once_per_span_and_shared_by_every_reader(monkeypatch):
+    clock, used = [1000.0], [5.0]
+    monkeypatch.setattr(process.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(process.ProcessInfo, "_cpu_seconds", lambda self: used[0])
+    info = process.ProcessInfo("testhost")
+    clock[0], used[0] = 1002.0, 5.5
+    assert info.sample()["cpu_percent"] == 25.0  # the heartbeat reads a quarter of a core
+    clock[0] = 1002.01
+    assert info.sample()["cpu_percent"] == 25.0  # the metrics sample, right after, reads the same span
+    clock[0], used[0] = 1002.5, 6.0
+    assert info.cpu_percent() == 25.0  # a span shorter than CPU_SPAN_S is never measured on its own
+    clock[0], used[0] = 1004.0, 7.5
+    assert info.cpu_percent() == 100.0 and info.cpu_percent() == 100.0
 
 
 @pytest.mark.parametrize("body, code, detail", [

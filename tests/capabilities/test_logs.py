@@ -146,9 +146,62 @@ def test_panel_renders_log_text_as_text(app, client, auth, make_user, test_log):
     assert panel is not None and panel.select("script") == [] and panel.select(".log-message b") == []
     messages = [cell.get_text().strip() for cell in panel.select(".log-table .log-message")]
     assert hostile in messages
-    assert soup.select_one("#log-level") is not None and soup.select_one("#log-q")["hx-preserve"] is not None
+    assert soup.select_one("#log-level") is not None and soup.select_one("#log-q")["type"] == "search"
     filtered = BeautifulSoup(client.get("/admin/panels/logs?level=ERROR").get_data(as_text=True), "html.parser")
     assert hostile not in [c.get_text().strip() for c in filtered.select(".log-table .log-message")]
+
+
+def _panel(client, query=""):
+    return BeautifulSoup(client.get(f"/admin/panels/logs{query}").get_data(as_text=True), "html.parser")
+
+
+def test_panel_shows_info_and_up_and_keeps_the_good_filters_beside_a_bad_one(app, client, auth, make_user, test_log):
+    marker = uuid.uuid4().hex
+    state(app).log_handler.setLevel(logging.DEBUG)
+    test_log.debug("debug %s", marker)
+    test_log.info("info %s", marker)
+    test_log.warning("warning %s", marker)
+    ship(app)
+    auth.login(make_user("viewer"))
+    shown = [c.get_text().strip() for c in _panel(client, f"?q={marker}").select(".log-message")]
+    assert shown == [f"warning {marker}", f"info {marker}"]  # INFO unless the URL names a level
+    assert len(_panel(client, f"?q={marker}&level=DEBUG").select(".log-message")) == 3
+
+    soup = _panel(client, f"?q={marker}&level=WARNING&pid=abc&host=")
+    pid = soup.select_one("#log-pid")
+    assert pid["value"] == "abc" and pid["aria-invalid"] == "true"
+    assert soup.select_one(f"#{pid['aria-describedby']}").text == "pid must be a whole number"
+    assert soup.select_one("#log-q")["value"] == marker and not soup.select_one("#log-q").has_attr("aria-invalid")
+    assert [c.get_text().strip() for c in soup.select(".log-message")] == [f"warning {marker}"]
+
+
+def test_the_tail_fetches_only_the_lines_after_its_cursor(app, client, auth, make_user, test_log):
+    marker = uuid.uuid4().hex
+    test_log.warning("old %s", marker)
+    ship(app)
+    auth.login(make_user("viewer"))
+    cursor = _panel(client, f"?q={marker}").select_one("#log-tail")["hx-get"]
+    assert client.get(cursor).status_code == 204  # nothing new: no body at all
+
+    test_log.warning("other line")
+    ship(app)
+    moved = client.get(cursor)  # a newer line that does not match: the cursor moves past it, no rows
+    assert moved.status_code == 200
+    soup = BeautifulSoup(moved.get_data(as_text=True), "html.parser")
+    assert soup.select(".log-row") == [] and soup.select_one("#log-tail")["hx-get"] != cursor
+    cursor = soup.select_one("#log-tail")["hx-get"]
+
+    test_log.warning("new %s", marker)
+    test_log.info("newer %s", marker)
+    test_log.debug("hidden %s", marker)
+    ship(app)
+    soup = BeautifulSoup(client.get(cursor).get_data(as_text=True), "html.parser")
+    assert [c.get_text().strip() for c in soup.select(".log-message")] == [f"newer {marker}", f"new {marker}"]
+    assert "q=" + marker in soup.select_one("#log-tail")["hx-get"]
+    assert soup.select_one("template").decode_contents().strip().startswith('<span hx-swap-oob="true" id="log-stats"')
+    assert client.get(soup.select_one("#log-tail")["hx-get"]).status_code == 204
+    bad = client.get("/admin/panels/logs/tail?after=yesterday")
+    assert bad.status_code == 400 and "after is the id" in bad.get_data(as_text=True)
 
 
 def _hold_a_worker(server, ms):

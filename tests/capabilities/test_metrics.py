@@ -1,5 +1,6 @@
 """Fleet metrics: the histogram, the Redis layout, the query, the API, /metrics, the panel, traffic."""
 import importlib.util
+import json
 import math
 import os
 import random
@@ -226,14 +227,18 @@ def test_panel_shows_totals_sortable_table_charts_and_own_cost(app, client, auth
     assert soup.select_one("#metrics-total").text == "6"
     names = [row.select("td")[0].text for row in soup.select("table.metrics-endpoints tbody tr")]
     assert names[0] == "GET /demo/sleep"  # slowest first under ?sort=p50_ms
-    assert soup.select_one('th[aria-sort] a').text == "p50 ms"
+    assert soup.select_one('th[aria-sort] a').text == "p50"
+    assert soup.select_one("table.metrics-endpoints tbody td.num:nth-of-type(4)").text.endswith(" ms")
     sort_link = soup.select_one("table.metrics-endpoints th a")
     assert "sort=endpoint" in sort_link["href"] and "window=300" in sort_link["hx-get"]
-    assert len(soup.select("svg.chart polyline")) == 3
+    series = json.loads(soup.select_one("script#metrics-series[type='application/json']").string)
+    assert set(series) == {"t", "requests", "errors", "p95_ms"} and len(series["t"]) == len(series["requests"]) >= 30
+    assert sum(series["requests"]) * 10 == pytest.approx(6, abs=0.01)  # per second, from 10 s buckets
+    assert [c["data-chart"] for c in soup.select(".chart")] == ["traffic", "latency"]
     assert soup.select_one('#metrics-window option[selected]')["value"] == "300"
     assert f"testhost|{os.getpid()}" in [o["value"] for o in soup.select("#metrics-worker option")]
     cost = soup.select_one(".metrics-cost").text
-    assert "µs per request" in cost and "KiB of Redis" in cost
+    assert "µs per request" in cost and "of Redis" in cost
     by_count = BeautifulSoup(client.get("/admin/panels/metrics?sort=bogus").get_data(as_text=True), "html.parser")
     assert by_count.select("table.metrics-endpoints tbody tr td")[0].text == "GET /demo/hello"
 
@@ -312,9 +317,11 @@ def test_traffic_command_drives_every_demo_route(gunicorn, make_user, runner):
     viewer = make_user("viewer")
     result = runner.invoke(args=["monitor", "traffic", "--url", server.url, "--seconds", "2", "--rate", "40"])
     assert result.exit_code == 0, result.output
-    first = result.output.splitlines()[0]
+    first = result.stdout.splitlines()[0]
     sent = int(first.split()[0])
-    assert 40 <= sent <= 81 and "/demo/hello" in result.output
+    assert 40 <= sent <= 81 and "/demo/hello" in result.stdout
+    progress = result.stderr.splitlines()
+    assert len(progress) >= 1 and all(" sent " in line and " errors" in line for line in progress), progress
     body = wait_until(lambda: (b := api(server, viewer)) and b["requests"]["total"] == sent and b,
                       timeout=10, message="the traffic to be counted")
     routes = {r["endpoint"] for r in body["endpoints"]}

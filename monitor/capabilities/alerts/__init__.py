@@ -19,6 +19,9 @@ class Alerts(Capability):
                 "How often the fleet's one alert evaluator (whoever holds the lock) checks the rules."),
         Setting("MONITOR_ALERT_PENDING_S", 30.0, number(0, 3600), "seconds, 0 to 3600",
                 "How long a rule must stay breached (pending) before it fires."),
+        Setting("MONITOR_ALERT_RESOLVE_S", 60.0, number(0, 3600), "seconds, 0 to 3600",
+                "How long a firing rule must stay clear (below 80% of its limit) before it resolves, so a "
+                "value hovering at the limit does not flap."),
         Setting("MONITOR_ALERT_WINDOW", 300, number(10, 86400, int), "seconds, 10 to 86400",
                 "Window of the 5xx-rate and p95-latency rules."),
         Setting("MONITOR_ALERT_ERROR_RATE", 0.05, number(0.0, 1.0), "a fraction, 0 to 1",
@@ -53,6 +56,10 @@ class Alerts(Capability):
     def overview(self, monitor, limit=50):
         """Return the active alerts, their history (newest first) and the rules."""
         return query.overview(monitor.store, monitor.config, monitor.alerts, limit)
+
+    def firing(self, monitor):
+        """Return the firing alerts (the header badge's count and titles)."""
+        return query.firing(monitor.store, monitor.alerts)
 
     def acknowledge(self, monitor, alert_id, user):
         """Acknowledge an active alert and audit it; refuse one that is not active."""

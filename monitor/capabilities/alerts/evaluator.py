@@ -3,7 +3,9 @@
 Every process runs the evaluator as a flusher task, but only the holder of a Redis lock
 (redis-py's Lock, renewed each round) evaluates, so each state change happens, and is
 notified, once. A rule is ``inactive`` → ``pending`` (breached) → ``firing`` (breached for
-``MONITOR_ALERT_PENDING_S``) → ``resolved``; firing and resolved are notified by a log line
+``MONITOR_ALERT_PENDING_S``) → ``resolved`` (clear, below the lower limit of ``rules``, for
+``MONITOR_ALERT_RESOLVE_S``; the alert carries ``clear_since`` meanwhile, and a new breach
+drops it). Firing and resolved are notified by a log line
 and, when ``MONITOR_ALERT_WEBHOOK_URL`` is set, a webhook POST from a notifier thread with
 a timeout and retries. A rule whose source is missing reports "no data" and keeps its
 state. "Redis unreachable" is judged by the process that held the lock last, in memory.
@@ -68,13 +70,21 @@ class Evaluator:
         elif self.redis_down["state"] == "pending" and now - self.redis_down["since"] >= self.config["MONITOR_ALERT_PENDING_S"]:
             self.redis_down.update(state="firing", fired_at=now)
             self.notifier.send(self.redis_down, "firing")
+        self.redis_down.pop("clear_since", None)
 
     def _redis_back(self, now):
-        down, self.redis_down = self.redis_down, None
-        if down and down["state"] == "firing":
+        down = self.redis_down
+        if down is None:
+            return
+        if down["state"] == "firing":
+            clear_since = down.setdefault("clear_since", now)
+            if now - clear_since < self.config["MONITOR_ALERT_RESOLVE_S"]:
+                return
+            del down["clear_since"]
             down.update(state="resolved", resolved_at=now, detail="Redis answers again")
             self._history(down, "resolved", now)
             self.notifier.send(down, "resolved")
+        self.redis_down = None
 
     def evaluate(self, now):
         """Check every rule once, store the states, notify each change."""
@@ -85,11 +95,12 @@ class Evaluator:
         for name, (title, check) in RULES.items():
             if check is None:
                 continue
+            alert = states.get(name)
             try:
-                breached, value, detail = check(ctx)
+                breached, value, detail = check(ctx, (alert or {}).get("state") == "firing")
             except NoData as exc:
                 breached, value, detail = None, None, str(exc)
-            alert = self._step(states.get(name), name, title, breached, value, detail, now)
+            alert = self._step(alert, name, title, breached, value, detail, now)
             if alert is not None:
                 changed[name] = alert
         if changed:
@@ -114,6 +125,7 @@ class Evaluator:
                     return alert
             alert.update(value=value, detail=detail)
             alert.pop("no_data", None)
+            alert.pop("clear_since", None)
             if alert["state"] == "pending" and now - alert["since"] >= self.config["MONITOR_ALERT_PENDING_S"]:
                 alert.update(state="firing", fired_at=now)
                 self._history(alert, "firing", now)
@@ -122,7 +134,13 @@ class Evaluator:
         if state == "pending":
             return {**alert, "state": "inactive", "value": value, "detail": detail}
         if state == "firing":
-            alert.update(state="resolved", resolved_at=now, value=value, detail=detail)
+            alert.update(value=value, detail=detail)
+            alert.pop("no_data", None)
+            clear_since = alert.setdefault("clear_since", now)
+            if now - clear_since < self.config["MONITOR_ALERT_RESOLVE_S"]:
+                return alert
+            alert.update(state="resolved", resolved_at=now)
+            alert.pop("clear_since")
             self._history(alert, "resolved", now)
             self.notifier.send(alert, "resolved")
             return alert

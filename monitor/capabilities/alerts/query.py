@@ -15,6 +15,15 @@ def overview(store, config, evaluator=None, limit=50):
     return {"active": active, "history": history, "rules": rules(config)}
 
 
+def firing(store, evaluator=None):
+    """Return the firing alerts, newest first: what the dashboard's header badge counts."""
+    states = [json.loads(raw) for raw in store.redis.hvals(store.key("alerts", "state"))]
+    found = sorted((a for a in states if a["state"] == "firing"), key=lambda a: -a.get("fired_at", a["since"]))
+    if evaluator is not None and evaluator.redis_down and evaluator.redis_down["state"] == "firing":
+        found.insert(0, evaluator.redis_down)
+    return found
+
+
 def acknowledge(store, alert_id, user, now=None):
     """Mark the active alert ``alert_id`` acknowledged by ``user``; return it, or None if none matches."""
     key = store.key("alerts", "state")

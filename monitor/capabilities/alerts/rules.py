@@ -1,5 +1,8 @@
 """The alert rules: what each one reads, and when it is breached.
 
+A check gets ``holding``: True while its rule fires, and then it judges against a lower
+limit (``RESOLVE_RATIO`` of it), so a value hovering at the limit keeps the alert firing
+rather than flapping (the evaluator also waits ``MONITOR_ALERT_RESOLVE_S`` before resolving).
 A rule whose source capability is not running reports "no data" (:class:`NoData`) and
 keeps its state; any other exception in a check is a bug, logged by the flusher, never
 read as "no data".
@@ -10,6 +13,8 @@ from ..metrics import query as metrics
 #: The leak rule measures RSS growth over at least this span, and restarts its baseline after an hour.
 GROWTH_MIN_S, GROWTH_MAX_S = 900, 3600
 ACTIVE = ("pending", "firing")
+#: A firing rule counts as clear only below this share of its limit.
+RESOLVE_RATIO = 0.8
 #: Alert keys expire this long after the last write.
 TTL_S = 30 * 86400
 
@@ -18,39 +23,45 @@ class NoData(Exception):
     """A rule's source is missing or failed."""
 
 
+def _limit(ctx, setting, holding):
+    """Return the limit a rule judges against now, and how to name it: lower while the rule fires."""
+    limit = ctx.config[setting]
+    return (limit * RESOLVE_RATIO, "clears below") if holding else (limit, "limit")
 
-def error_rate(ctx):
+
+def error_rate(ctx, holding):
     """5xx share of requests over the window."""
     body = ctx.metrics()
     total, errors = body["requests"]["total"], body["requests"]["errors"]
     rate = body["requests"]["error_rate"]
     if total < ctx.config["MONITOR_ALERT_MIN_REQUESTS"]:
         return False, rate, f"{total} requests in {ctx.window} s (fewer than the minimum)"
-    limit = ctx.config["MONITOR_ALERT_ERROR_RATE"]
-    return rate > limit, rate, f"{errors} of {total} requests failed ({rate:.1%}; limit {limit:.1%})"
+    limit, named = _limit(ctx, "MONITOR_ALERT_ERROR_RATE", holding)
+    return rate > limit, rate, f"{errors} of {total} requests failed ({rate:.1%}; {named} {limit:.1%})"
 
 
-def latency(ctx):
+def latency(ctx, holding):
     """p95 latency over the window."""
     body = ctx.metrics()
     total, p95 = body["requests"]["total"], body["latency_ms"]["p95"]
     if total < ctx.config["MONITOR_ALERT_MIN_REQUESTS"]:
         return False, p95, f"{total} requests in {ctx.window} s (fewer than the minimum)"
-    limit = ctx.config["MONITOR_ALERT_P95_MS"]
-    return p95 > limit, p95, f"p95 {p95:.0f} ms (limit {limit:.0f} ms)"
+    limit, named = _limit(ctx, "MONITOR_ALERT_P95_MS", holding)
+    return p95 > limit, p95, f"p95 {p95:.0f} ms ({named} {limit:.0f} ms)"
 
 
-def worker_rss(ctx):
+def worker_rss(ctx, holding):
     """The largest worker RSS."""
     workers = [w for w in ctx.cluster_workers() if w["status"] == "alive" and w.get("rss_mb") is not None]
     if not workers:
         return False, 0.0, "no live workers"
     top = max(workers, key=lambda w: w["rss_mb"])
-    limit = ctx.config["MONITOR_ALERT_RSS_MB"]
-    return top["rss_mb"] > limit, top["rss_mb"], f"{top['host']} pid {top['pid']}: {top['rss_mb']:.0f} MB (limit {limit:.0f} MB)"
+    limit, named = _limit(ctx, "MONITOR_ALERT_RSS_MB", holding)
+    return top["rss_mb"] > limit, top["rss_mb"], \
+        f"{top['host']} pid {top['pid']}: {top['rss_mb']:.0f} MB ({named} {limit:.0f} MB)"
 
 
-def rss_growth(ctx):
+def rss_growth(ctx, holding):
     """The fastest RSS growth of a worker, MB per hour, against a baseline kept in Redis."""
     key = ctx.store.key("alerts", "rss_base")
     bases = ctx.store.redis.hgetall(key)
@@ -73,11 +84,11 @@ def rss_growth(ctx):
         pipe.hset(key, mapping=seen)
         pipe.expire(key, TTL_S)
     pipe.execute()
-    limit = ctx.config["MONITOR_ALERT_RSS_GROWTH_MB_H"]
-    return worst > limit, round(worst, 1), f"{detail} (limit {limit:.0f} MB/h)"
+    limit, named = _limit(ctx, "MONITOR_ALERT_RSS_GROWTH_MB_H", holding)
+    return worst > limit, round(worst, 1), f"{detail} ({named} {limit:.0f} MB/h)"
 
 
-def heartbeats(ctx):
+def heartbeats(ctx, holding):
     """Hosts and workers whose heartbeats stopped."""
     workers = ctx.cluster_workers()
     stale = [f"worker {w['host']}:{w['pid']}" for w in workers if w["status"] == "stale"]

@@ -4,7 +4,8 @@ from ...api.schema import ANY, NUM, STR, arr, null, obj, op, path, ref
 SCHEMAS = {
     "Alert": obj(("id", "rule", "state"), id=STR, rule=STR, title=STR,
                  state={"type": "string", "enum": ["pending", "firing", "resolved", "inactive"]},
-                 since=NUM, value=ANY, detail=null(STR), acked_by=STR, acked_at=NUM),
+                 since=NUM, value=ANY, detail=null(STR), acked_by=STR, acked_at=NUM, fired_at=NUM,
+                 clear_since=NUM, resolved_at=NUM),
 }
 
 

@@ -1,6 +1,7 @@
 """The cache panel: keys, hit ratio per namespace, and clearing (operators and up)."""
 from flask_login import current_user
 
+from ...web.format import fmt_count
 from ...web.panel import Panel
 from . import query
 
@@ -18,4 +19,4 @@ class CachePanel(Panel):
         namespace = form.get("namespace") or None
         cleared = query.clear(monitor, namespace)
         scope = f"namespace {namespace}" if namespace else "the app cache"
-        return f"Cleared {cleared} keys of {scope}."
+        return f"Cleared {fmt_count(cleared, 'key')} of {scope}."

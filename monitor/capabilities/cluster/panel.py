@@ -9,7 +9,6 @@ from .api import status
 class ClusterPanel(Panel):
     name = "cluster"
     title = "Cluster"
-    poll = "3s"
     actions = {"restart": ("operator", "restart")}
 
     def context(self, monitor, args):

@@ -11,25 +11,57 @@ from .handler import LEVELS, stream_key
 SCAN_LIMIT = 20000
 
 
-def parse_filters(args):
-    """Return the read filters from query ``args``, or refuse, naming what is accepted."""
+def _level(args):
     level = (args.get("level") or "DEBUG").upper()
     if level not in LEVELS:
         raise Refused(f"level must be one of {', '.join(LEVELS)}")
+    return level
+
+
+def _q(args):
     q = args.get("q") or ""
     if len(q) > 200:
         raise Refused("q must be at most 200 characters")
-    q = q.strip()
-    host = (args.get("host") or "").strip() or None
+    return q.strip()
+
+
+def _host(args):
+    return (args.get("host") or "").strip() or None
+
+
+def _pid(args):
     pid = args.get("pid") or None
-    if pid is not None:
-        if not re.fullmatch(r"[0-9]{1,10}", pid):
-            raise Refused("pid must be a whole number")
-        pid = int(pid)
+    if pid is not None and not re.fullmatch(r"[0-9]{1,10}", pid):
+        raise Refused("pid must be a whole number")
+    return None if pid is None else int(pid)
+
+
+def _before(args):
     before = args.get("before") or None
     if before and not CURSOR_RE.fullmatch(before):
         raise Refused("before is the id of an entry, such as 1700000000000-0")
-    return {"level": level, "q": q, "host": host, "pid": pid, "before": before}
+    return before
+
+
+FILTERS = {"level": _level, "q": _q, "host": _host, "pid": _pid, "before": _before}
+
+
+def parse_filters(args, errors=None):
+    """Return the read filters from query ``args``, or refuse, naming what is accepted.
+
+    With ``errors`` (a dict), a bad field is not refused: it is left at its default and its
+    message put in ``errors`` under its name, so the other filters still apply.
+    """
+    filters = {}
+    for name, parse in FILTERS.items():
+        try:
+            filters[name] = parse(args)
+        except Refused as exc:
+            if errors is None:
+                raise
+            errors[name] = exc.detail
+            filters[name] = parse({})
+    return filters
 
 
 def _matches(fields, min_level, needle, host, pid):
@@ -45,15 +77,17 @@ def _matches(fields, min_level, needle, host, pid):
     return True
 
 
-def query(store, level="DEBUG", q="", host=None, pid=None, limit=100, before=None):
-    """Return ``{"entries": [...], "next": cursor|None}``, newest first, older than ``before``."""
+def query(store, level="DEBUG", q="", host=None, pid=None, limit=100, before=None, after=None):
+    """Return ``{"entries": [...], "next": cursor|None}``, newest first, older than ``before``
+    (and, for a tail, newer than ``after``)."""
     min_level, needle = LEVELS[level], q.lower()
     key = stream_key(store)
     entries, cursor, scanned = [], before, 0
     batch = min(1000, max(limit * 2, 100))
     exhausted = False
     while len(entries) < limit and scanned < SCAN_LIMIT:
-        raw = store.redis.xrevrange(key, max=f"({cursor}" if cursor else "+", count=batch)
+        raw = store.redis.xrevrange(key, max=f"({cursor}" if cursor else "+", min=f"({after}" if after else "-",
+                                    count=batch)
         if not raw:
             exhausted = True
             break
@@ -78,6 +112,12 @@ def _entry(entry_id, fields):
         if optional in fields:
             entry[optional] = fields[optional]
     return entry
+
+
+def last_id(store):
+    """Return the id of the stream's newest entry (the tail's cursor), or None when it is empty."""
+    newest = store.redis.xrevrange(stream_key(store), count=1)
+    return newest[0][0] if newest else None
 
 
 def stats(store):

@@ -1,4 +1,8 @@
-"""The metrics panel: totals, percentiles, per-endpoint table, SVG charts and the monitor's own cost."""
+"""The metrics panel: totals, percentiles, per-endpoint table, charts and the monitor's own cost.
+
+The charts are uPlot's (drawn by ``monitor.js``), fed by a JSON data island in the fragment:
+the fragment stays the one thing a poll fetches, and its ETag covers the chart data too.
+"""
 from ...web.panel import Panel
 from . import query
 
@@ -6,7 +10,6 @@ from . import query
 WINDOWS = {60: "1 min", 300: "5 min", 900: "15 min", 3600: "1 h", 21600: "6 h", 86400: "24 h"}
 #: Sortable columns of the endpoint table (descending, except names).
 SORTS = ("count", "errors", "p50_ms", "p95_ms", "p99_ms", "endpoint")
-CHART_W, CHART_H = 300, 70
 
 
 def _choice(args, name, allowed, default):
@@ -14,18 +17,18 @@ def _choice(args, name, allowed, default):
     return value if value in allowed else default
 
 
-def chart(points, field, tier):
-    """Return SVG geometry for one series field: polyline points, the peak and its label."""
-    values = [(p[field] or 0) / (tier if field != "p95_ms" else 1) for p in points]
-    peak = max(values, default=0) or 1
-    step = CHART_W / max(len(values) - 1, 1)
-    line = " ".join(f"{i * step:.1f},{CHART_H - v / peak * (CHART_H - 4):.1f}" for i, v in enumerate(values))
-    return {"points": line, "peak": round(max(values, default=0), 2)}
+def series(points, tier):
+    """Return the chart data island: times, and requests and errors per second, and p95 ms, per point."""
+    return {"t": [p["t"] for p in points],
+            "requests": [round(p["requests"] / tier, 3) for p in points],
+            "errors": [round(p["errors"] / tier, 3) for p in points],
+            "p95_ms": [p["p95_ms"] for p in points]}
 
 
 class MetricsPanel(Panel):
     name = "metrics"
     title = "Metrics"
+    params = ("window", "worker", "sort")
 
     def context(self, monitor, args):
         window = int(_choice(args, "window", {str(w) for w in WINDOWS}, "60"))
@@ -37,14 +40,12 @@ class MetricsPanel(Panel):
         data = query.query(store, window, host=host or None, pid=int(pid) if pid else None)
         sort = _choice(args, "sort", SORTS, "count")
         rows = sorted(data["endpoints"], key=lambda r: r[sort] if sort == "endpoint" else -r[sort])
-        tier = data["resolution_s"]["series"]
+        chart = series(data["series"], data["resolution_s"]["series"])
         return {
             "data": data, "rows": rows, "sort": sort, "window": window, "windows": WINDOWS,
             "worker": target, "workers": workers, "hosts": sorted({h for h, _ in workers}),
-            "charts": [("Requests / s", chart(data["series"], "requests", tier)),
-                       ("p95 latency, ms", chart(data["series"], "p95_ms", tier)),
-                       ("Errors / s", chart(data["series"], "errors", tier))],
-            "chart_w": CHART_W, "chart_h": CHART_H,
+            "series": chart, "peaks": {name: max((v for v in values if v is not None), default=0)
+                                       for name, values in chart.items() if name != "t"},
             "redis_bytes": query.redis_bytes(store),
             "query": {"window": window, "worker": target, "sort": sort},
         }

@@ -1,30 +1,44 @@
 """The profiling panel: CPU sessions, heap summaries and tracemalloc diffs (admins act and read)."""
+import re
+
+from flask import session
 from flask_login import current_user
 
+from ...core.errors import Refused
+from ...web.format import fmt_count
 from ...web.panel import Panel
 from . import sessions
 from .api import with_links
+
+#: Results a viewer dismissed, kept in their session (the newest few).
+DISMISSED = "monitor_dismissed"
+DISMISSED_KEEP = 20
+RESULT_ID = re.compile(r"^[0-9a-f]{1,32}$")
 
 
 class ProfilingPanel(Panel):
     name = "profiling"
     title = "Profiling"
-    poll = "2s"
+    poll = "10s"
     actions = {
         "cpu_start": ("admin", "cpu_start"), "cpu_stop": ("admin", "cpu_stop"),
         "heap": ("admin", "heap"), "trace_start": ("admin", "trace_start"), "trace_stop": ("admin", "trace_stop"),
+        "dismiss": ("admin", "dismiss"),
     }
 
     def context(self, monitor, args):
         if not current_user.can("admin"):
-            return {"admin": False}
+            return {"admin": False, "poll": ""}  # one sentence that cannot change: no polling
         cpu_profiler, mem = monitor.cpu_profiler, monitor.memory_profiler
-        heaps, traces = mem.recent("snaps"), mem.recent("traces")
+        dismissed = session.get(DISMISSED, [])
+        heaps = [h for h in mem.recent("snaps") if h["snapshot_id"] not in dismissed]
+        traces = [t for t in mem.recent("traces") if t["session_id"] not in dismissed]
+        running, tracing = cpu_profiler.running(), mem.running()
         return {
-            "admin": True, "running": cpu_profiler.running(),
+            "admin": True, "running": running, "poll": "2s" if running or tracing else self.poll,
             "sessions": [with_links(s) for s in cpu_profiler.sessions()],
             "heap": heaps[0] if heaps else None, "trace": traces[0] if traces else None,
-            "tracing": mem.running(), "duration_default": sessions.DURATION_DEFAULT,
+            "tracing": tracing, "duration_default": sessions.DURATION_DEFAULT,
             "duration_max": sessions.DURATION_MAX, "trace_max": mem.max_s,
         }
 
@@ -36,11 +50,11 @@ class ProfilingPanel(Panel):
 
     def cpu_stop(self, monitor, form):
         summary = monitor.cpu_profiler.stop(form.get("session_id") or None)
-        return f"CPU session {summary['session_id']}: {summary['status']}, {summary['requests']} requests."
+        return f"CPU session {summary['session_id']}: {summary['status']}, {fmt_count(summary['requests'], 'request')}."
 
     def heap(self, monitor, form):
         found = monitor.memory_profiler.snapshot(form.get("target") or None)
-        return f"Heap summary of {found['worker']}: {found['objects']} objects."
+        return f"Heap summary of {found['worker']}: {fmt_count(found['objects'], 'object')}."
 
     def trace_start(self, monitor, form):
         mem = monitor.memory_profiler
@@ -49,4 +63,12 @@ class ProfilingPanel(Panel):
 
     def trace_stop(self, monitor, form):
         found = monitor.memory_profiler.stop()
-        return f"tracemalloc on {found['worker']}: {found['status']}, {len(found['top'])} sites."
+        return f"tracemalloc on {found['worker']}: {found['status']}, {fmt_count(len(found['top']), 'site')}."
+
+    def dismiss(self, monitor, form):
+        """Hide a heap summary or tracemalloc result from this viewer's panel (kept in their session)."""
+        result = form.get("id", "")
+        if not RESULT_ID.match(result):
+            raise Refused("id names a heap summary or a tracemalloc session")
+        session[DISMISSED] = [result, *session.get(DISMISSED, [])][:DISMISSED_KEEP]
+        return None
