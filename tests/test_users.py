@@ -234,6 +234,19 @@ def test_audit_page_shows_entries_newest_first_with_paging(client, auth, make_us
     assert client.get("/admin/audit?before=nonsense").status_code == 400
 
 
+def test_audit_page_shows_times_in_the_one_format_and_outcomes_by_meaning(client, auth, make_user, store):
+    for result in ("done", "refused", "conflict", "rate_limited"):
+        audit.record(store, "test.event", result, user="script")
+    auth.login(make_user("admin"))
+    rows = BeautifulSoup(client.get("/admin/audit").get_data(as_text=True), "html.parser").select("#audit tbody tr")
+    badges = {row.select_one(".badge").text: row.select_one(".badge")["class"][1] for row in rows}
+    assert badges == {"ok": "outcome-ok", "done": "outcome-ok", "refused": "outcome-bad",
+                      "conflict": "outcome-warn", "rate limited": "outcome-bad"}
+    moment = rows[0].select_one("time")
+    assert moment["datetime"].endswith("Z") and float(moment["data-ts"]) > 1.7e9
+    assert moment.text.endswith(" UTC") and moment.text == moment.text.strip()
+
+
 def test_audit_api_pages_with_a_cursor(client, make_user, store):
     admin = make_user("admin")
     for i in range(5):

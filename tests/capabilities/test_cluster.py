@@ -1,4 +1,5 @@
 """The cluster registry, restart operations, API and panel, against real gunicorn masters."""
+import json
 import os
 import signal
 import threading
@@ -95,6 +96,18 @@ def test_cpu_percent_is_measured_once_per_span_and_shared_by_every_reader(monkey
     assert info.cpu_percent() == 25.0  # a span shorter than CPU_SPAN_S is never measured on its own
     clock[0], used[0] = 1004.0, 7.5
     assert info.cpu_percent() == 100.0 and info.cpu_percent() == 100.0
+
+
+def test_the_cluster_panel_says_an_operations_progress_once(client, auth, make_user, store):
+    record = {"id": "0123456789abcdef", "mode": "rolling", "host": "vm", "pid": None, "status": "running",
+              "message": "running on vm", "progress": {"done": 1, "total": 4}, "steps": []}
+    store.redis.set(store.key("cluster", "op", record["id"]), json.dumps(record))
+    store.redis.set(store.key("cluster", "lock"), record["id"])
+    auth.login(make_user("viewer"))
+    soup = BeautifulSoup(client.get("/admin/panels/cluster").get_data(as_text=True), "html.parser")
+    line = " ".join(soup.select_one(".cluster-op p").text.split())
+    assert line == "Rolling restart of vm (0123456789abcdef): running on vm"
+    assert " ".join(soup.select_one(".cluster-op .muted").text.split()) == "1 of 4 steps"
 
 
 @pytest.mark.parametrize("body, code, detail", [

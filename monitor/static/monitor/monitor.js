@@ -239,6 +239,7 @@
     var chart = charts[id];
     if (chart && host.contains(chart.root)) {
       chart.setData(columns);
+      latest(chart);
       return;
     }
     if (chart) chart.destroy();
@@ -254,8 +255,14 @@
       axes: [Object.assign({values: timeTicks}, axis),
              Object.assign({size: 60, values: function (u, ticks) { return ticks.map(format); }}, axis)],
       legend: {live: true},
-      cursor: {drag: {x: false, y: false}}
+      cursor: {drag: {x: false, y: false}},
+      hooks: {setCursor: [latest]}
     }, columns, host);
+    latest(charts[id]);
+  }
+  // Away from the cursor, the legend shows the newest values rather than dashes.
+  function latest(chart) {
+    if (chart.cursor.idx == null && chart.data[0].length) chart.setLegend({idx: chart.data[0].length - 1});
   }
   function drawCharts() {
     var island = document.getElementById("metrics-series");
