@@ -68,8 +68,10 @@ def test_login_dashboard_admin_pages_and_logout_without_csp_violation(page, guni
     assert Users(store).get("browser-made") is None
 
     page.click("nav >> text=Audit")
+    page.wait_for_url(server.url + "/admin/audit")
     assert page.locator("#audit tbody tr").count() >= 5
     page.click("nav >> text=Account")
+    page.wait_for_url(server.url + "/admin/account")
     assert page.locator("h1").inner_text() == "Change your password"
 
     page.click("text=Log out")

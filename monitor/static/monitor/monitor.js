@@ -110,17 +110,23 @@
       else state.failure.why = why;
       showStates();
     } else if (event.detail.requestConfig && event.detail.requestConfig.verb !== "get") {
-      outcome(elt.closest(".panel"), why); // an action the server refused without a panel to show
+      // an action that failed without a panel to show: say so where its outcome would be
+      outcome(elt.closest(".panel"), why || "the server could not be reached; try again");
     }
   }
   document.addEventListener("htmx:responseError", function (event) { failed(event, reason(event.detail.xhr)); });
   document.addEventListener("htmx:sendError", function (event) { failed(event, null); });
   document.addEventListener("htmx:timeout", function (event) { failed(event, null); });
 
-  // An action the server refused answers the refreshed panel with its message (4xx): show it.
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var xhr = event.detail.xhr;
-    if (xhr.status >= 400 && xhr.status < 500 && event.detail.requestConfig.verb === "post" &&
+    var xhr = event.detail.xhr, config = event.detail.requestConfig, elt = config.elt; // detail.elt: the target
+    // A poll sent before its element changed view (a filter was applied meanwhile) is outdated.
+    if (isPoller(elt) && config.verb === "get" && elt.getAttribute("hx-get") !== config.path) {
+      event.detail.shouldSwap = false;
+      return;
+    }
+    // An action the server refused answers the refreshed panel with its message (4xx): show it.
+    if (xhr.status >= 400 && xhr.status < 500 && config.verb === "post" &&
         /^\s*<section[^>]+class="panel /.test(xhr.responseText)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
@@ -200,8 +206,8 @@
     for (var i = keep; i < lines.length; i++) lines[i].remove();
   }
   document.addEventListener("htmx:afterSwap", function (event) {
-    var elt = event.detail.elt, target = event.detail.target;
-    if (target && elt !== target && target.querySelectorAll) {
+    var config = event.detail.requestConfig, target = event.detail.target;
+    if (config && target && config.elt !== target && target.querySelectorAll) {
       // Another request (an action, a filter) rewrote these pollers: their next answer is new.
       etags.delete(target.id);
       target.querySelectorAll("[data-poll]").forEach(function (poller) { etags.delete(poller.id); });
