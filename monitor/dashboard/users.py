@@ -6,11 +6,11 @@ a new API token is the exception: the answer shows it once and it is never store
 from datetime import datetime, timezone
 
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user
 
 from ..auth.decorators import role_required
 from ..auth.forms import PasswordForm, UserForm
-from ..auth.guard import users
+from ..auth.session import log_in, users
 from ..auth.users import ROLES, User
 from ..core import audit
 from ..core.errors import Refused
@@ -131,6 +131,8 @@ def audit_page():
 @role_required("viewer")
 def account():
     """Change one's own password; every other session of this user ends."""
+    if not (current_user.session_id or current_user.token_id):
+        return error_response(403, "forbidden", "this account's password is kept by the host app, not here")
     form = PasswordForm()
     if not form.validate_on_submit():
         return render_template("monitor/account.html", form=form, links=nav_links(current_user)), \
@@ -144,7 +146,7 @@ def account():
     if current_user.session_id:  # the new stamp ended every session; this one goes on as a fresh one
         records.end_session(current_user.session_id)
         session.clear()
-        login_user(User(name, role, session_id=records.start_session(name)))
+        log_in(User(name, role, session_id=records.start_session(name)))
     audit.record(state().store, "user.password", "ok", name=name)
     flash("Password changed; your other sessions were ended.", "ok")
     return redirect(url_for("monitor_dashboard.account"), 303)

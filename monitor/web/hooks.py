@@ -21,7 +21,7 @@ from flask import got_request_exception
 from flask.globals import _cv_request
 
 from .responses import routing_error
-from .security import add_headers, is_own_path, refuse_cross_site
+from .security import add_headers, refuse_cross_site
 
 #: WSGI environ key holding the request's start time; absent for the monitor's own routes.
 START = "monitor.start_ns"
@@ -39,6 +39,7 @@ def init_app(app, monitor):
     recorder = monitor.recorder
     record = recorder.record if recorder is not None else None
     probes = monitor.probes
+    is_own_path = monitor.urls.is_own_path
 
     def start_timer():
         started = perf_counter_ns()
