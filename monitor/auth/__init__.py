@@ -25,7 +25,13 @@ def init_app(app):
     # Only /login is limited: the limiter's request hooks run on the auth routes alone (the
     # decorators below check the limits; its after-request hook counts the failures), so every
     # other request, the host app's included, never reaches it.
+    # Flask-Limiter reads RATELIMIT_ENABLED from the app's config (setting it when absent): the
+    # host's setting is the host's, and the monitor's limiter stays on whatever it says.
+    had_setting = "RATELIMIT_ENABLED" in app.config
     _on_auth_routes_only(app, lambda: limiter.init_app(app))
+    if not had_setting:
+        del app.config["RATELIMIT_ENABLED"]
+    limiter.enabled = True
     limiter.request_filter(lambda: request.endpoint != "monitor_auth.login")
     monitor.urls.register(app, routes.bp)
     view = app.view_functions["monitor_auth.login"]
