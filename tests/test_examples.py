@@ -172,3 +172,15 @@ def test_without_the_hooks_one_embedded_redis_serves_every_worker(gunicorn, pref
                       message="every worker on the restarted Redis")
     assert users.get("ada")["role"] == "admin", "the data came back from the append-only file"
     assert len(_embedded_servers(server.instance)) == 1
+
+
+def test_a_shared_setting_only_the_app_sees_is_logged_by_the_first_worker(notes, prefix):
+    """The master reads the environment, the workers the app's config: a key prefix set only in
+    app.config would put the cluster agent and the master's log lines in another key space."""
+    server = notes(app='notes:create_app({"MONITOR_KEY_PREFIX": "elsewhere"})')
+
+    def logged():
+        return [line for line in server.log().splitlines() if "the gunicorn master reads" in line]
+    (line,) = wait_until(logged, message="the disagreement line")
+    assert (f"the gunicorn master reads MONITOR_KEY_PREFIX='{prefix}' from the environment but the app has "
+            f"'elsewhere'; set it in the environment") in line
