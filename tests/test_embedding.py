@@ -279,7 +279,7 @@ def test_every_route_answers_under_the_prefix(prefixed, make_user):
     admin = make_user("admin")
     auth = Auth(client, prefix="/_monitor")
     auth.login(admin)
-    assert client.get_cookie("monitor_session", path="/_monitor").value
+    assert client.get_cookie("monitor_session").path == "/"  # ?_profile=1 on the host's pages needs it
     page = client.get("/_monitor/admin/").get_data(as_text=True)
     soup = BeautifulSoup(page, "html.parser")
     for name in ("metrics", "profiling", "cache", "cluster", "logs"):
@@ -466,3 +466,17 @@ def test_flaskr_passes_its_own_tests_with_the_monitor(redis_url, prefix, tmp_pat
     assert "24 passed" in result.stdout
     with open(os.path.join(FLASKR, "flaskr", "__init__.py")) as handle:
         assert "    Monitor(app)\n" in handle.read()
+
+
+def test_profile_query_on_a_host_page_for_a_host_admin_or_a_monitor_login(host, make_user):
+    """``?_profile=1`` answers a profile to an admin of the monitor however they are logged in."""
+    client = host.test_client()
+    client.get("/host/login/admin-ada")
+    page = client.get("/host/private?_profile=1")
+    assert page.mimetype == "text/html" and "pyinstrumentHTMLRenderer" in page.get_data(as_text=True)
+    client.get("/host/login/bob")
+    assert client.get("/host/private?_profile=1").json["user"] == "bob"
+    monitor_admin = host.test_client()
+    Auth(monitor_admin).login(make_user("admin"))
+    monitor_admin.get("/host/login/bob")  # a host login without a role, beside the monitor login
+    assert "pyinstrumentHTMLRenderer" in monitor_admin.get("/host/private?_profile=1").get_data(as_text=True)

@@ -65,7 +65,8 @@ class SessionInterface(SecureCookieSessionInterface):
         return None
 
     def get_cookie_path(self, app):
-        return state(app).urls.cookie_path
+        # The whole app, not only MONITOR_URL_PREFIX: ``?_profile=1`` on the host's pages needs it.
+        return app.config["APPLICATION_ROOT"]
 
     def get_cookie_httponly(self, app):
         return True
@@ -107,12 +108,25 @@ def secret_key(app=None):
     return app.secret_key or state(app).secret_key
 
 
+def _load(app):
+    """Open the monitor's session and find its user: the session's, a bearer token's, or the host's."""
+    own = INTERFACE.open_session(app, request)
+    return own, _session_user(own) or _token_user() or _host_user(state(app))
+
+
+def request_user():
+    """Return the monitor's user of a request to one of the host's routes (``?_profile=1``), or None.
+
+    Nothing is swapped: the host's session and ``current_user`` stay in place.
+    """
+    return _load(current_app._get_current_object())[1]
+
+
 def enter():
     """``before_request`` of the monitor's blueprints: swap in its session and its user."""
     app = current_app._get_current_object()
     ctx = _cv_request.get()
-    own = INTERFACE.open_session(app, request)
-    user = _session_user(own) or _token_user() or _host_user(state(app))
+    own, user = _load(app)
     g.monitor_host = (getattr(ctx, _SESSION_ATTR), g.pop("_login_user", _MISSING), g.pop(CSRF_FIELD, _MISSING))
     setattr(ctx, _SESSION_ATTR, own)
     g._login_user = user or Anonymous()

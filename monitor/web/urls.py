@@ -41,8 +41,6 @@ class Urls:
         self.api = prefix + API
         self.json_routes = tuple(prefix + path for path in JSON_ROUTES)
         self.json_prefixes = (prefix + "/api/", *self.json_routes)
-        #: The path of the monitor's own login cookie.
-        self.cookie_path = prefix or "/"
 
     def register(self, app, blueprint):
         """Register one of the monitor's blueprints on ``app``, below the prefix."""
