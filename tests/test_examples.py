@@ -61,6 +61,8 @@ def test_a_flask_login_host_under_gunicorn(notes, store, make_user, monitor_firs
     assert health["monitoring"]["gunicorn_hooks"] is True and health["redis"] == {"ok": True}
     assert server.get("/health").json() == {"status": "ok", "app": "notes"}  # the app's own
     assert server.get("/metrics").text == "notes_up 1\n"
+    # No monitor user yet: the first worker logged the setup link, under the prefix.
+    assert len(re.findall(re.escape(server.url) + r"/_monitor/setup\?token=", server.log())) == 1
     stranger = server.get("/notes", allow_redirects=False)
     assert stranger.status_code == 302 and stranger.headers["Location"] == "/login?next=%2Fnotes"
 

@@ -12,7 +12,7 @@ the flusher ships it). A capability that needs a look at some requests (on-deman
 profiling) adds a *probe*: its ``begin(req)`` runs for every host-app request and returns a
 token only for the requests it takes (else None), and ``end(token, response)`` runs for
 those alone. What else the monitor needs per request is scoped to its own blueprints (the
-login limiter, Flask-Login's cookie hook) or done lazily (a log record's request id, the
+login limiter, the monitor's own session and user) or done lazily (a log record's request id, the
 CSP nonce).
 """
 from time import perf_counter_ns
