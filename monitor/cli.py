@@ -23,6 +23,11 @@ DEFAULT_GUNICORN_CONFIG = "python:monitor.gunicorn_conf"
 @click.pass_context
 def group(ctx):
     """``flask monitor ...``: the monitor's commands (also the ``flask.commands`` entry point)."""
+    require_monitor(ctx)
+
+
+def require_monitor(ctx):
+    """Refuse, in one line, an app that has no ``Monitor(app)``."""
     app = ctx.ensure_object(ScriptInfo).load_app()
     if "monitor" not in app.extensions:
         raise click.ClickException(f"the app {app.name!r} does not use the monitor (no Monitor(app))")

@@ -480,3 +480,23 @@ def test_profile_query_on_a_host_page_for_a_host_admin_or_a_monitor_login(host, 
     Auth(monitor_admin).login(make_user("admin"))
     monitor_admin.get("/host/login/bob")  # a host login without a role, beside the monitor login
     assert "pyinstrumentHTMLRenderer" in monitor_admin.get("/host/private?_profile=1").get_data(as_text=True)
+
+
+def test_the_monitor_console_command_serves_the_standalone_app_or_the_one_named(app_config, make_user, monkeypatch,
+                                                                                tmp_path):
+    from click.testing import CliRunner
+
+    from monitor.dev.app import cli
+
+    for name, env in (("MONITOR_REDIS_URL", "REDIS_URL"), ("MONITOR_KEY_PREFIX", "MONITOR_KEY_PREFIX"),
+                      ("MONITOR_INSTANCE_PATH", "MONITOR_INSTANCE_PATH")):
+        monkeypatch.setenv(env, app_config[name])
+    monkeypatch.delenv("FLASK_APP", raising=False)
+    admin = make_user("admin")
+    listed = CliRunner().invoke(cli, ["list-users"])
+    assert listed.exit_code == 0 and listed.output == f"{admin['name']}\tadmin\n"
+    (tmp_path / "plainapp.py").write_text("from flask import Flask\n\napp = Flask('plain')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    refused = CliRunner().invoke(cli, ["--app", "plainapp", "list-users"])
+    assert refused.exit_code == 1 and "the app 'plain' does not use the monitor (no Monitor(app))" in refused.output
+    assert "/static/<path:filename>" in CliRunner().invoke(cli, ["--app", "plainapp", "routes"]).output

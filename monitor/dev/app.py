@@ -1,10 +1,11 @@
 """``create_app()``: the small host app of ``wsgi.py``: demo routes plus the monitor."""
 import os
 
+import click
 from flask import Flask, jsonify, url_for
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
 
-from ..cli import group
+from ..cli import group, require_monitor
 from ..core.state import state
 from ..extension import Monitor
 
@@ -30,9 +31,29 @@ def create_app(test_config=None):
     return app
 
 
-#: The ``monitor`` console command: the monitor's commands against the standalone app
-#: (``--app`` names another), plus Flask's ``run``, ``routes`` and ``shell``.
-cli = FlaskGroup(name="monitor", create_app=create_app,
-                 help="The monitor's commands for the standalone app (--app to name another app).")
+class _Standalone(ScriptInfo):
+    """The standalone app, unless ``--app`` (or FLASK_APP) names another."""
+
+    def load_app(self):
+        if self.app_import_path:
+            self.create_app = None
+        return super().load_app()
+
+
+class _Group(FlaskGroup):
+    def make_context(self, info_name, args, parent=None, **extra):
+        extra.setdefault("obj", _Standalone(create_app=create_app, load_dotenv_defaults=self.load_dotenv))
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.group("monitor", cls=_Group, help="The monitor's commands for the standalone app (--app to name another app).")
+@click.pass_context
+def cli(ctx):
+    """The ``monitor`` console command: the monitor's commands against the standalone app
+    (``--app`` names another), plus Flask's ``run``, ``routes`` and ``shell``."""
+    if ctx.invoked_subcommand in group.commands:
+        require_monitor(ctx)
+
+
 for command in group.commands.values():
     cli.add_command(command)
