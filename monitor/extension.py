@@ -2,25 +2,24 @@
 import os
 
 from flask import Blueprint
-from flask.cli import AppGroup
 
 from .api import health, make_blueprint, openapi
 from .auth import init_app as init_auth
-from .auth.cli import COMMANDS as USER_COMMANDS
+from .auth import session
+from .cli import group
 from .core import cache as app_cache
-from .core import capability
+from .core import capability, embedded
 from .core import config as settings
+from .core.process import MASTER_ENV
 from .core.secrets import secret_key
 from .core.state import MonitorState
 from .core.store import Store
 from .dashboard import bp as dashboard_bp
-from .dev.traffic import traffic
 from .web import hooks, security
+from .web.urls import Urls
 
-#: ``flask monitor ...``: the monitor's commands.
-group = AppGroup("monitor", help="Manage the monitor's users and tokens, and drive demo traffic.")
-for command in (*USER_COMMANDS, traffic):
-    group.add_command(command)
+#: The monitor's blueprints that need no login (no session, no user): health and static files.
+PUBLIC = ("monitor_health", "monitor_static")
 
 
 class Monitor:
@@ -29,37 +28,67 @@ class Monitor:
     def __init__(self, app=None):
         #: The Flask-Caching cache the host app uses (its hits and misses are counted).
         self.cache = app_cache.AppCache()
+        self.role_loader_callback = None
         if app is not None:
             self.init_app(app)
 
+    def role_loader(self, callback):
+        """Let the host app's own users in: ``callback()`` returns ``(name, role)`` or None.
+
+        It is called, with no arguments, inside a request to a monitor route that carries
+        no monitor login or token; the user it names gets ``role`` (viewer, operator or
+        admin) and is audited as ``host:<name>``.
+        """
+        self.role_loader_callback = callback
+        return callback
+
     def init_app(self, app):
         """Validate config, connect the shared store, register hooks, blueprints, CLI and capabilities."""
-        settings.load(app.config)
-        os.makedirs(app.config["MONITOR_INSTANCE_PATH"], mode=0o700, exist_ok=True)
-        if not app.config.get("SECRET_KEY"):
-            app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secret_key(
-                app.config["MONITOR_INSTANCE_PATH"])
+        settings.load(app.config, instance_path=app.instance_path)
+        instance = app.config["MONITOR_INSTANCE_PATH"]
+        os.makedirs(instance, mode=0o700, exist_ok=True)
         capabilities = capability.load(app.config["MONITOR_CAPABILITIES"])
         monitor = MonitorState(app.config, Store.from_config(app.config), self.cache, capabilities)
+        monitor.extension = self
+        monitor.urls = urls = Urls(app.config["MONITOR_URL_PREFIX"])
+        monitor.secret_key = os.environ.get("SECRET_KEY") or secret_key(instance)
         app.extensions["monitor"] = monitor
+        if not app.config["MONITOR_REDIS_URL"] and not os.environ.get(MASTER_ENV):
+            monitor.flusher.add_task(_keep_embedded_redis(instance))
         app_cache.init_app(app, self.cache, monitor.store)
 
-        security.init_app(app)
         init_auth(app)
-        app.register_blueprint(Blueprint(
+        urls.register(app, Blueprint(
             "monitor_static", __name__, static_folder="static/monitor", static_url_path="/static/monitor",
             template_folder="templates"))
-        app.register_blueprint(health.bp)
-        app.register_blueprint(dashboard_bp)
-        app.register_blueprint(make_blueprint(capabilities))
-        app.register_blueprint(openapi.bp)
+        for blueprint in (health.bp, dashboard_bp, make_blueprint(capabilities), openapi.bp):
+            urls.register(app, blueprint)
         app.cli.add_command(group)
         for found in capabilities:
             found.init_app(app, monitor)
             for blueprint in found.blueprints():
-                app.register_blueprint(blueprint)
+                urls.register(app, blueprint)
             for panel in found.panels:
                 monitor.panels[panel.name] = panel()
             monitor.features[found.name] = True
+        security.init_app(app, urls.blueprints)
+        session.init_app(app, urls.blueprints - set(PUBLIC))
+        # The host's CSRFProtect may be set up before the monitor or after it: exempt the
+        # monitor's blueprints now, and again once the app is complete.
+        session.exempt_from_host_csrf(app)
+        monitor.on_start.append(lambda: session.exempt_from_host_csrf(app))
         hooks.init_app(app, monitor)
         return monitor
+
+
+def _keep_embedded_redis(instance):
+    """Return a flusher task that starts the embedded Redis again when its owner has gone.
+
+    Under gunicorn without the monitor's hooks no master owns it: the worker that started it
+    does (the others found it running) and takes it along when it exits. The next worker to
+    notice starts it again from its data, one per instance folder, as ``embedded.ensure`` locks.
+    """
+    def keep_embedded_redis(now):
+        if not embedded.is_running(instance):
+            embedded.ensure(instance)
+    return keep_embedded_redis

@@ -17,6 +17,9 @@ from support.browser import ARGS, CHROMIUM
 from support.gunicorn import Gunicorn
 from support.redis_servers import SystemRedis
 
+#: Host apps with their own test suites, which tests/test_embedding.py runs as they are.
+collect_ignore = ["hosts"]
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
@@ -79,12 +82,13 @@ def gunicorn(tmp_path, redis_url, prefix):
     """
     servers = []
 
-    def start(workers=3, env=None, embedded=False, wait=True, name=None):
+    def start(workers=3, env=None, embedded=False, wait=True, name=None, **app):
+        """``app``: another host app than wsgi.py (``app``, ``cwd``, ``args``, ``health``: see Gunicorn)."""
         instance = tmp_path / (name or f"gunicorn{len(servers)}")
         base = {"MONITOR_KEY_PREFIX": prefix, "MONITOR_FLUSH_INTERVAL": "0.5"}
         if not embedded:
             base["REDIS_URL"] = redis_url
-        server = Gunicorn(instance, {**base, **(env or {})}, workers, free_port())
+        server = Gunicorn(instance, {**base, **(env or {})}, workers, free_port(), **app)
         servers.append(server)
         return server.start(wait=wait)
 

@@ -144,13 +144,13 @@ def test_login_starts_a_fresh_session_and_logout_kills_the_cookie(client, auth, 
     anonymous_csrf = csrf_from(client.get("/login").get_data(as_text=True))
     auth.login(user)
     assert auth.csrf and auth.csrf != anonymous_csrf  # nothing of the anonymous session survives
-    cookie = client.get_cookie("session").value
+    cookie = client.get_cookie("monitor_session").value
     assert client.get("/admin/").status_code == 200
     sessions = list(store.scan_prefix("session"))
     assert len(sessions) == 1
     assert auth.logout().headers["Location"] == "/login"
     assert list(store.scan_prefix("session")) == []
-    client.set_cookie("session", cookie)  # replay the old cookie
+    client.set_cookie("monitor_session", cookie)  # replay the old cookie
     replay = client.get("/admin/panels/metrics", headers={"Accept": "application/json"})
     assert replay.status_code == 401 and replay.json["error"] == "unauthorized"
     actions = [(f["action"], f["result"], f["user"]) for _, f in store.redis.xrange(store.key("audit"))]
@@ -164,7 +164,7 @@ def test_a_replayed_cookie_dies_with_a_password_role_change_or_deletion(app, mak
     victim, other = app.test_client(), app.test_client()
     Auth(victim).login(user)
     Auth(other).login(user)  # a second session of the same user
-    cookie = victim.get_cookie("session").value
+    cookie = victim.get_cookie("monitor_session").value
     users = Users(state(app).store)
     if change == "password":
         users.set_password(user["name"], "another-long-password")
@@ -175,7 +175,7 @@ def test_a_replayed_cookie_dies_with_a_password_role_change_or_deletion(app, mak
     for client in (victim, other):  # each replays the cookie it holds
         response = client.get("/admin/", headers={"Accept": "application/json"})
         assert response.status_code == 401 and response.json["error"] == "unauthorized"
-    assert victim.get_cookie("session").value == cookie
+    assert victim.get_cookie("monitor_session").value == cookie
 
 
 def test_wrong_password_is_401_and_audited_without_the_password(client, make_user, store):
@@ -376,14 +376,19 @@ def test_successful_logins_do_not_count(client, make_user):
         auth.logout()
 
 
-def test_the_limiter_and_login_manager_hooks_run_on_the_auth_routes_only(app):
+def test_the_limiter_and_the_login_session_hooks_run_on_the_monitor_routes_only(app):
     app_wide = [*app.before_request_funcs[None], *app.after_request_funcs[None], *app.teardown_request_funcs[None]]
     owners = {getattr(getattr(f, "func", f), "__qualname__", "").split(".")[0] for f in app_wide}
-    assert not owners & {"Limiter", "LoginManager"}
+    assert "Limiter" not in owners and not hasattr(app, "login_manager")
     # The monitor's whole app-wide cost is the instrumentation pair (see instrumentation.py).
     assert sorted(f.__name__ for f in app_wide) == ["start_timer", "stop_timer"]
     on_auth = [getattr(getattr(f, "func", f), "__qualname__", "") for f in app.after_request_funcs["monitor_auth"]]
-    assert "LoginManager._update_remember_cookie" in on_auth and "Limiter.__inject_headers" in on_auth
+    assert "Limiter.__inject_headers" in on_auth
+    # The login session goes in first and comes out last on every monitor blueprint but the public ones.
+    for name in ("monitor_auth", "monitor_dashboard", "monitor_api", "monitor_openapi", "monitor_prometheus"):
+        assert app.before_request_funcs[name][0].__name__ == "enter"
+        assert app.after_request_funcs[name][0].__name__ == "leave"  # after_request runs in reverse
+    assert "monitor_health" not in app.before_request_funcs
 
 
 # ---------------------------------------------------------------- Redis down

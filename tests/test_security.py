@@ -8,7 +8,7 @@ from monitor import create_app
 from monitor.auth.users import Users
 from monitor.core import audit
 from monitor.core.state import state
-from monitor.web.security import OWN_PREFIXES, is_own_path
+from monitor.web.urls import OWN_PATHS, Urls
 from support import PASSWORD, csrf_from
 
 
@@ -80,13 +80,16 @@ def test_host_app_routes_keep_their_own_headers(client):
     assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
 
 
-@pytest.mark.parametrize("path, own", [
-    *[(prefix, True) for prefix in OWN_PREFIXES], ("/admin/x", True), ("/api/admin/nope", True),
-    ("/", False), ("/a", False), ("/ad", False), ("/demo/hello", False), ("/api/other", False),
-    ("/static/app.css", False), ("/healthz", True), ("/log", False)])
-def test_own_paths_by_prefix(path, own):
-    """The hot path's quick three-character test never changes the answer of the prefix test."""
-    assert is_own_path(path) is own is path.startswith(OWN_PREFIXES)
+@pytest.mark.parametrize("prefix, path, own", [
+    *[("", path, True) for path in OWN_PATHS], ("", "/admin/x", True), ("", "/api/admin/nope", True),
+    ("", "/", False), ("", "/a", False), ("", "/ad", False), ("", "/demo/hello", False), ("", "/api/other", False),
+    ("", "/static/app.css", False), ("", "/healthz", False), ("", "/log", False), ("", "/adminx", False),
+    ("/_monitor", "/_monitor", True), ("/_monitor", "/_monitor/admin/", True), ("/_monitor", "/admin/", False),
+    ("/_monitor", "/health", False), ("/_monitor", "/_monitorx", False), ("/m", "/m/health", True), ("/m", "/ma", False)])
+def test_own_paths_by_prefix(prefix, path, own):
+    """The hot path's quick head test never changes the answer of the full test."""
+    paths = (prefix,) if prefix else OWN_PATHS
+    assert Urls(prefix).is_own_path(path) is own is any(path == p or path.startswith(p + "/") for p in paths)
 
 
 def test_monitored_data_is_escaped(client, auth, make_user, store):

@@ -7,7 +7,8 @@ blueprint rather than importing it.
 from flask import Blueprint
 
 from ..auth.guard import require_login
-from ..web.responses import API_PREFIX, register_handlers
+from ..web.responses import register_handlers
+from ..web.urls import API
 from . import audit
 
 
@@ -18,7 +19,7 @@ def no_store(response):
 
 def make_blueprint(capabilities):
     """Return the API blueprint with the core's routes and those of ``capabilities``."""
-    bp = Blueprint("monitor_api", __name__, url_prefix=API_PREFIX)
+    bp = Blueprint("monitor_api", __name__, url_prefix=API)
     bp.before_request(require_login)
     bp.after_request(no_store)
     register_handlers(bp)

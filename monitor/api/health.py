@@ -23,7 +23,9 @@ def health():
             "memory": {"rss": round(process.rss_mb(), 1)},
         },
         "redis": {"ok": redis_ok},
-        "monitoring": {"flusher": monitor.flusher.running, **monitor.features},
+        # gunicorn_hooks: false when no gunicorn master runs the monitor's hooks for this worker,
+        # so nothing carries out cluster actions (restarts) and the master's logs are not shipped.
+        "monitoring": {"flusher": monitor.flusher.running, "gunicorn_hooks": process.clustered, **monitor.features},
     }
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"

@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..auth.decorators import role_required
 from ..auth.guard import require_login
+from ..auth.session import COOKIE_NAME
 from ..core import capability
 from ..core import config as settings
 from ..core.errors import CODES
@@ -60,8 +61,11 @@ def spec(config=None):
         more_paths, more_schemas = found.spec(config)
         paths.update(more_paths)
         schemas.update(more_schemas)
+    prefix = config.get("MONITOR_URL_PREFIX", "")
     return copy.deepcopy({
         "openapi": "3.1.0",
+        **({"servers": [{"url": prefix, "description": "the paths below are under MONITOR_URL_PREFIX"}]}
+           if prefix else {}),
         "info": {"title": "monitor", "version": "1",
                  "description": "The monitor's JSON API. Send `Authorization: Bearer <token>`, or the "
                                 "session cookie plus `X-CSRFToken` on unsafe methods. Errors are "
@@ -72,7 +76,7 @@ def spec(config=None):
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "an API token `mon_<id>_<secret>` (users page or `monitor create-token`)"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "session",
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
                             "description": "the login session; unsafe methods also need the X-CSRFToken header"}},
         },
         "security": [{"bearer": []}, {"session": []}],

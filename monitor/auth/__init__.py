@@ -1,32 +1,18 @@
-"""Sessions, bearer tokens, CSRF and brute-force limits for the monitor's routes."""
+"""Sessions, bearer tokens, CSRF and brute-force limits for the monitor's routes.
+
+The monitor's login lives in its own cookie and applies to its own blueprints only
+(``session.py``); the host app's login manager, session and CSRF settings stay its own.
+"""
 from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
-from flask_wtf.csrf import generate_csrf
 
 from ..core.state import state
 from . import routes
-from .guard import load_session_user, load_token_user, unauthorized
 
 
 def init_app(app):
-    """Register Flask-Login, the login limiter and the auth routes."""
-    manager = LoginManager()
-    manager.user_loader(load_session_user)
-    manager.request_loader(load_token_user)
-    manager.unauthorized_handler(unauthorized)
-    manager.session_protection = None  # the server-side session id already binds the login
-    # Its remember-cookie hook reads the session, which adds "Vary: Cookie" to any response
-    # (the host app's too) and costs every request; only login and logout can need it.
-    _on_auth_routes_only(app, lambda: manager.init_app(app))
-
-    app.config["SESSION_COOKIE_HTTPONLY"] = True
-    # Flask's defaults hold SESSION_COOKIE_SAMESITE=None, so setdefault would never apply.
-    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # bound to the session, which expires
-    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
-    app.jinja_env.globals["csrf_token"] = generate_csrf
+    """Register the login limiter and the auth routes."""
     monitor = state(app)
     # Redis down: the limits fall back to each process's memory (still limited, per worker)
     # and the user lookup itself answers 503, so no login gets through unchecked.
@@ -39,9 +25,15 @@ def init_app(app):
     # Only /login is limited: the limiter's request hooks run on the auth routes alone (the
     # decorators below check the limits; its after-request hook counts the failures), so every
     # other request, the host app's included, never reaches it.
+    # Flask-Limiter reads RATELIMIT_ENABLED from the app's config (setting it when absent): the
+    # host's setting is the host's, and the monitor's limiter stays on whatever it says.
+    had_setting = "RATELIMIT_ENABLED" in app.config
     _on_auth_routes_only(app, lambda: limiter.init_app(app))
+    if not had_setting:
+        del app.config["RATELIMIT_ENABLED"]
+    limiter.enabled = True
     limiter.request_filter(lambda: request.endpoint != "monitor_auth.login")
-    app.register_blueprint(routes.bp)
+    monitor.urls.register(app, routes.bp)
     view = app.view_functions["monitor_auth.login"]
     failed = routes.login_failed
     view = limiter.limit(lambda: app.config["MONITOR_LOGIN_LIMIT_ACCOUNT"], key_func=routes.account_key,

@@ -1,34 +1,14 @@
-"""The gate of the monitor's routes: who the request's user is, and strangers and forgeries refused."""
+"""The gate of the monitor's routes: strangers and forgeries refused (who the user is: ``session.py``)."""
 from flask import current_app, g, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError
 
 from ..core import audit
 from ..core.state import state
 from ..web.responses import error_response, wants_json
-from .users import Users
+from .session import check_csrf_token
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-def users():
-    """Return the user records of the current app's store."""
-    return Users(state().store)
-
-
-def load_session_user(session_id):
-    return users().load_session(session_id)
-
-
-def load_token_user(req):
-    header = req.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    user = users().load_token(header[7:].strip())
-    if user:
-        g.monitor_token_auth = True
-    return user
 
 
 def unauthorized():
@@ -58,7 +38,7 @@ def check_csrf():
         return None
     token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
     try:
-        validate_csrf(token)
+        check_csrf_token(token)
     except ValidationError as exc:
         audit.record(state().store, "csrf", "refused", path=request.path)
         return error_response(403, "forbidden", f"CSRF check failed: {exc} Send the X-CSRFToken header.")

@@ -2,14 +2,15 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 
 from ..core import audit
 from ..core.errors import Refused
 from ..core.state import state
 from ..web.responses import register_handlers
 from .forms import LoginForm, SetupForm
-from .guard import check_csrf, users
+from .guard import check_csrf
+from .session import log_in, log_out, users
 from .users import MIN_PASSWORD, User
 
 bp = Blueprint("monitor_auth", __name__)
@@ -58,7 +59,7 @@ def login():
     if current_user.is_authenticated and current_user.session_id:
         users().end_session(current_user.session_id)
     session.clear()  # a fresh session: nothing of the anonymous one (CSRF token included) survives
-    login_user(User(record["name"], record["role"], session_id=users().start_session(record["name"])))
+    log_in(User(record["name"], record["role"], session_id=users().start_session(record["name"])))
     audit.record(store, "login", "ok", user=record["name"])
     return redirect(_local_target(request.args.get("next")))
 
@@ -72,7 +73,7 @@ def logout():
             return refused
         name = current_user.name
         users().end_session(current_user.session_id)
-        logout_user()
+        log_out()
         audit.record(state().store, "logout", "ok", user=name)
     session.clear()
     return redirect(url_for("monitor_auth.login"))
@@ -97,7 +98,7 @@ def setup():
         return render_template("monitor/setup.html", form=None), 410
     audit.record(state().store, "setup", "ok", user=name)
     session.clear()
-    login_user(User(name, "admin", session_id=records.start_session(name)))
+    log_in(User(name, "admin", session_id=records.start_session(name)))
     flash(f"Welcome, {name}: you are the first admin. Add users from the Users page.", "ok")
     return redirect(url_for("monitor_dashboard.index"))
 

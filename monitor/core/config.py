@@ -6,6 +6,7 @@ conventional names), then falls back to the default below. ``load`` validates al
 at ``init_app`` time, so a bad value stops start-up with one line that names the setting.
 """
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -97,6 +98,14 @@ def choice(*allowed):
     return parse
 
 
+def url_prefix(name, value):
+    """Parse a URL path prefix: empty, or ``/`` and path segments (a trailing ``/`` dropped)."""
+    prefix = optional_text(name, value).rstrip("/")
+    if prefix and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", prefix):
+        raise ValueError
+    return prefix
+
+
 def capability_paths(name, value):
     """Parse the capability list: dotted module paths, each importable and exposing ``capability``."""
     paths = tuple(value) if isinstance(value, (list, tuple)) else tuple(str(value).replace(",", " ").split())
@@ -123,8 +132,12 @@ SETTINGS = [
             "empty, or a redis://, rediss:// or unix:// URL",
             "The Redis that every worker and host shares. Empty: the embedded Redis "
             "that the gunicorn master owns, under the instance folder.", env="REDIS_URL"),
-    Setting("MONITOR_INSTANCE_PATH", "instance", text, "a directory path",
-            "Instance folder: embedded Redis socket and data, secret key, profile artifacts."),
+    Setting("MONITOR_INSTANCE_PATH", None, text, "a directory path",
+            "Instance folder: embedded Redis socket and data, secret key, profile artifacts. Default: "
+            "the app's own instance folder (``app.instance_path``; ``./instance`` for wsgi.py)."),
+    Setting("MONITOR_URL_PREFIX", "", url_prefix, "empty, or a path such as /_monitor",
+            "Prefix of every monitor route (/admin/, /api/admin/..., /login, /health, /metrics, static "
+            "files), so they stay clear of the host app's own routes."),
     Setting("MONITOR_HOST_NAME", None, text, "a non-empty name",
             "The name this host shows in the fleet (default: the machine's hostname)."),
     Setting("MONITOR_FLEET_NAME", "monitor", text, "a non-empty name",
@@ -155,10 +168,16 @@ SETTINGS = [
 ]
 
 
-def validate(setting, raw):
+#: What an unset setting whose default is None falls back to, computed when it is loaded.
+_COMPUTED_DEFAULTS = {"MONITOR_HOST_NAME": lambda instance_path: _hostname(),
+                      "MONITOR_INSTANCE_PATH": lambda instance_path: instance_path}
+
+
+def validate(setting, raw, instance_path="instance"):
     """Return the parsed value of one setting or raise ConfigError naming it."""
     if raw is None:
-        return _hostname() if setting.name == "MONITOR_HOST_NAME" else setting.default
+        computed = _COMPUTED_DEFAULTS.get(setting.name)
+        return computed(instance_path) if computed else setting.default
     try:
         return setting.parse(setting.name, raw)
     except (TypeError, ValueError):
@@ -174,22 +193,23 @@ def raw_value(config, setting, environ=os.environ):
     return value if value not in (None, "") else None
 
 
-def load(config, environ=os.environ):
+def load(config, environ=os.environ, instance_path="instance"):
     """Validate the core settings, then those of the capabilities named, into ``config``.
 
-    Raise ConfigError at the first bad one.
+    ``instance_path`` is the instance folder when MONITOR_INSTANCE_PATH is not set (the app's
+    own). Raise ConfigError at the first bad one.
     """
     for setting in SETTINGS:
-        config[setting.name] = validate(setting, raw_value(config, setting, environ))
+        config[setting.name] = validate(setting, raw_value(config, setting, environ), instance_path)
     for found in capability.load(config["MONITOR_CAPABILITIES"]):
         for setting in found.settings:
             config[setting.name] = validate(setting, raw_value(config, setting, environ))
     return config
 
 
-def check_environment(environ=os.environ):
+def check_environment(environ=os.environ, instance_path="instance"):
     """Validate the settings given by the environment alone (the gunicorn master's check)."""
-    return load({}, environ)
+    return load({}, environ, instance_path)
 
 
 def markdown_table():
@@ -202,6 +222,8 @@ def markdown_table():
         for s in settings:
             if s.name == "MONITOR_HOST_NAME":
                 default = "the machine's hostname"
+            elif s.name == "MONITOR_INSTANCE_PATH":
+                default = "the app's instance folder"
             elif isinstance(s.default, bool):
                 default = "`on`" if s.default else "`off`"
             elif isinstance(s.default, tuple):

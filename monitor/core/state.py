@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from ..capabilities.metrics.collect import Recorder
     from ..capabilities.profiling.cpu import CpuProfiler
     from ..capabilities.profiling.memory import MemoryProfiler
+    from ..extension import Monitor
     from ..web.panel import Panel
+    from ..web.urls import Urls
     from .cache import AppCache
     from .capability import Capability
     from .store import Store
@@ -57,7 +59,15 @@ class MonitorState:
     #: Per-request probes (see ``web/hooks.py``), each ``begin(req)`` and ``end(token, response)``.
     probes: list
     started: bool
+    #: Called once in each process when it starts serving (the app is complete by then).
+    on_start: list
     cache: AppCache
+    #: The monitor's URL space in this app: MONITOR_URL_PREFIX and its blueprints.
+    urls: Urls
+    #: The ``Monitor`` that made this state (its ``role_loader``).
+    extension: Monitor
+    #: What signs the monitor's cookie and CSRF tokens when the app has no SECRET_KEY.
+    secret_key: str
     limiter: Limiter | None = None
     recorder: Recorder | None = None
     cpu_profiler: CpuProfiler | None = None
@@ -77,6 +87,7 @@ class MonitorState:
         self.features = {}
         self.probes = []
         self.counters = Counters()
+        self.on_start = []
         self.flusher.add_task(self._run_commands)
         os.register_at_fork(after_in_child=self._forked)
         self.started = False
@@ -95,6 +106,8 @@ class MonitorState:
         self.started = True
         self.process.refresh()
         self.flusher.start()
+        for callback in self.on_start:
+            callback()
 
 
 def state(app=None):

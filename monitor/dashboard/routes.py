@@ -22,7 +22,9 @@ register_handlers(bp)
 
 def nav_links(user):
     """Return the dashboard's links to these pages that ``user`` may open."""
-    links = [{"title": "Account", "url": url_for("monitor_dashboard.account")}]
+    # A host app's user (let in by role_loader) has no monitor password to change here.
+    links = [{"title": "Account", "url": url_for("monitor_dashboard.account")}] if user.session_id or user.token_id \
+        else []
     if user.can("admin"):
         links[:0] = [{"title": "Users", "url": url_for("monitor_dashboard.users_page")},
                      {"title": "Audit", "url": url_for("monitor_dashboard.audit_page")}]

@@ -4,11 +4,11 @@ Plain HTML forms (each with its CSRF field) that post, then redirect back with a
 a new API token is the exception: the answer shows it once and it is never stored in clear.
 """
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user
 
 from ..auth.decorators import role_required
 from ..auth.forms import PasswordForm, UserForm
-from ..auth.guard import users
+from ..auth.session import log_in, users
 from ..auth.users import ROLES, User
 from ..core import audit
 from ..core.errors import Refused
@@ -123,6 +123,8 @@ def audit_page():
 @role_required("viewer")
 def account():
     """Change one's own password; every other session of this user ends."""
+    if not (current_user.session_id or current_user.token_id):
+        return error_response(403, "forbidden", "this account's password is kept by the host app, not here")
     form = PasswordForm()
     if not form.validate_on_submit():
         return render_template("monitor/account.html", form=form, links=nav_links(current_user)), \
@@ -136,7 +138,7 @@ def account():
     if current_user.session_id:  # the new stamp ended every session; this one goes on as a fresh one
         records.end_session(current_user.session_id)
         session.clear()
-        login_user(User(name, role, session_id=records.start_session(name)))
+        log_in(User(name, role, session_id=records.start_session(name)))
     audit.record(state().store, "user.password", "ok", name=name)
     flash("Password changed; your other sessions were ended.", "ok")
     return redirect(url_for("monitor_dashboard.account"), 303)

@@ -12,7 +12,7 @@ the flusher ships it). A capability that needs a look at some requests (on-deman
 profiling) adds a *probe*: its ``begin(req)`` runs for every host-app request and returns a
 token only for the requests it takes (else None), and ``end(token, response)`` runs for
 those alone. What else the monitor needs per request is scoped to its own blueprints (the
-login limiter, Flask-Login's cookie hook) or done lazily (a log record's request id, the
+login limiter, the monitor's own session and user) or done lazily (a log record's request id, the
 CSP nonce).
 """
 from time import perf_counter_ns
@@ -21,7 +21,7 @@ from flask import got_request_exception
 from flask.globals import _cv_request
 
 from .responses import routing_error
-from .security import add_headers, is_own_path, refuse_cross_site
+from .security import add_headers, refuse_cross_site
 
 #: WSGI environ key holding the request's start time; absent for the monitor's own routes.
 START = "monitor.start_ns"
@@ -39,6 +39,7 @@ def init_app(app, monitor):
     recorder = monitor.recorder
     record = recorder.record if recorder is not None else None
     probes = monitor.probes
+    is_own_path = monitor.urls.is_own_path
 
     def start_timer():
         started = perf_counter_ns()

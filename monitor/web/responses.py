@@ -7,24 +7,19 @@ its own status, and anything else (a bug) a logged 500 that names the request id
 import logging
 
 import redis
-from flask import current_app, g, jsonify, render_template, request
+from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..core.errors import CODES, Refused
+from ..core.state import state
 from .request_id import request_id
 
 log = logging.getLogger(__name__)
 
-#: Where the JSON API lives.
-API_PREFIX = "/api/admin"
-JSON_PREFIXES = ("/api/", "/metrics", "/health")
-#: The monitor's JSON paths outside any API view: routing's own 404/405 there answer JSON too.
-JSON_ROUTES = ("/api/openapi.json", "/metrics", "/health")
-
 
 def wants_json():
     """Tell whether this request expects a JSON answer."""
-    return request.path.startswith(JSON_PREFIXES) or request.accept_mimetypes.best == "application/json"
+    return state().urls.wants_json(request.path) or request.accept_mimetypes.best == "application/json"
 
 
 def json_error(status, code, detail, headers=None):
@@ -36,16 +31,15 @@ def json_error(status, code, detail, headers=None):
 
 
 def error_response(status, code, detail, headers=None):
-    """Return a JSON error for API requests, else an HTML error page (a fragment for HTMX)."""
-    if wants_json():
+    """Return a JSON error for API requests, else an HTML error page (a fragment for HTMX).
+
+    A request that matched none of the monitor's routes gets JSON too: the page needs the
+    template context that the monitor gives its own blueprints only.
+    """
+    if wants_json() or request.blueprint is None:
         return json_error(status, code, detail, headers)
     template = "monitor/_error.html" if request.headers.get("HX-Request") else "monitor/error.html"
     return render_template(template, status=status, code=code, detail=detail), status, headers or {}
-
-
-def _anonymous_if_unloaded():
-    if "_login_user" not in g:  # the user could not be loaded: render the page for nobody
-        g._login_user = current_app.login_manager.anonymous_user()
 
 
 def refused(exc):
@@ -55,7 +49,6 @@ def refused(exc):
 
 def store_unavailable(exc):
     """Answer 503 with Retry-After while the shared store is down."""
-    _anonymous_if_unloaded()
     return error_response(503, "unavailable", "the shared store (Redis) is unreachable; try again shortly",
                           {"Retry-After": "5"})
 
@@ -70,7 +63,6 @@ def internal_error(exc):
     """Log a bug and answer 500 with the request id to find its traceback by."""
     rid = request_id()
     log.exception("unexpected error in %s %s (request %s)", request.method, request.path, rid)
-    _anonymous_if_unloaded()
     return error_response(500, CODES[500], f"an unexpected error; request id {rid}")
 
 
@@ -92,7 +84,7 @@ def routing_error(req):
     exc = req.routing_exception
     if exc is None or getattr(exc, "code", 0) < 400:
         return None
-    if not (req.path.startswith(API_PREFIX + "/") or req.path in JSON_ROUTES):
+    if not state().urls.is_json_route(req.path):
         return None
     allow = {name: value for name, value in exc.get_headers() if name == "Allow"}
     return json_error(exc.code, CODES.get(exc.code, "error"), exc.description, allow)

@@ -8,26 +8,15 @@ The monitor's request hooks (``hooks.py``) call :func:`refuse_cross_site` and
 """
 import secrets
 
-from flask import g, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .responses import error_response
 
-#: The monitor's own paths, which get the strict headers below and are never counted as app traffic.
-OWN_PREFIXES = ("/admin", "/api/admin", "/api/openapi.json", "/health", "/metrics", "/static/monitor",
-                "/login", "/logout", "/setup")
 CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-
-
-#: The first three characters of the own paths: one set lookup tells most host-app paths apart.
-_OWN_HEADS = frozenset(prefix[:3] for prefix in OWN_PREFIXES)
-
-
-def is_own_path(path):
-    """Tell whether ``path`` is one of the monitor's own routes."""
-    return path[:3] in _OWN_HEADS and path.startswith(OWN_PREFIXES)
+#: The endpoint of the monitor's static files, which browsers may cache.
+STATIC_ENDPOINT = "monitor_static.static"
 
 
 def csp_nonce():
@@ -35,24 +24,6 @@ def csp_nonce():
     if "csp_nonce" not in g:
         g.csp_nonce = secrets.token_urlsafe(16)
     return g.csp_nonce
-
-
-class _SessionInterface(SecureCookieSessionInterface):
-    """Mark the session cookie Secure over HTTPS; spare a request without a session any work."""
-
-    def open_session(self, app, request):
-        # Without the cookie the session starts empty: skip building the signing serializer,
-        # which serializes a probe value on construction (more than all the monitor's hooks).
-        if app.secret_key and self.get_cookie_name(app) not in request.environ.get("HTTP_COOKIE", ""):
-            return self.session_class()
-        return super().open_session(app, request)
-
-    def save_session(self, app, session, response):
-        if session or session.modified or session.accessed:  # else Flask would do nothing either
-            super().save_session(app, session, response)
-
-    def get_cookie_secure(self, app):
-        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
 
 def refuse_cross_site(req):
@@ -77,14 +48,19 @@ def add_headers(response, req):
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "same-origin"
     headers.setdefault("X-Frame-Options", "DENY")
-    if not req.path.startswith("/static/"):
+    if req.endpoint != STATIC_ENDPOINT:
         headers["Cache-Control"] = "no-store"
     return response
 
 
-def init_app(app):
+def template_context():
+    return {"csp_nonce": csp_nonce}
+
+
+def init_app(app, names):
+    """Trust the proxies MONITOR_TRUST_PROXY names; give the blueprints ``names`` the CSP nonce."""
     trusted = app.config["MONITOR_TRUST_PROXY"]
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
-    app.session_interface = _SessionInterface()
-    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    for name in names:
+        app.template_context_processors.setdefault(name, []).append(template_context)

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(ROOT, "examples")
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "correct-horse-battery"
 
@@ -65,18 +66,22 @@ def csrf_from(html):
 
 
 class Auth:
-    """Log a test client in and out, and keep the CSRF token for unsafe requests."""
+    """Log a test client in and out, and keep the CSRF token for unsafe requests.
 
-    def __init__(self, client):
+    ``prefix`` is the app's MONITOR_URL_PREFIX.
+    """
+
+    def __init__(self, client, prefix=""):
         self.client = client
+        self.prefix = prefix
         self.csrf = None
 
     def login(self, user):
-        page = self.client.get("/login").get_data(as_text=True)
-        response = self.client.post("/login", data={
+        page = self.client.get(self.prefix + "/login").get_data(as_text=True)
+        response = self.client.post(self.prefix + "/login", data={
             "username": user["name"], "password": user["password"], "csrf_token": csrf_from(page)})
         assert response.status_code == 302, response.get_data(as_text=True)
-        self.csrf = csrf_from(self.client.get("/admin/").get_data(as_text=True))
+        self.csrf = csrf_from(self.client.get(self.prefix + "/admin/").get_data(as_text=True))
         return response
 
     def headers(self):
@@ -86,7 +91,7 @@ class Auth:
         return self.client.post(path, headers=self.headers(), **kwargs)
 
     def logout(self):
-        return self.client.post("/logout", data={"csrf_token": self.csrf})
+        return self.client.post(self.prefix + "/logout", data={"csrf_token": self.csrf})
 
 
 def bearer(user):

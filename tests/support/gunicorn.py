@@ -14,7 +14,7 @@ from . import ROOT, wait_until
 class Gunicorn:
     """A real gunicorn master with its workers, on a free port, with its own instance folder."""
 
-    def __init__(self, instance, env, workers, port):
+    def __init__(self, instance, env, workers, port, app="wsgi:app", cwd=ROOT, args=(), health="/health"):
         self.instance = str(instance)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -23,13 +23,17 @@ class Gunicorn:
         self.env = {**os.environ, "MONITOR_INSTANCE_PATH": self.instance, "WEB_CONCURRENCY": str(workers),
                     "PYTHONUNBUFFERED": "1", **env}
         self.env.pop("PORT", None)
+        if cwd != ROOT:  # a host app elsewhere imports the monitor of this checkout
+            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, self.env.get("PYTHONPATH")]))
+        self.command = [sys.executable, "-m", "gunicorn", *args, app, "--bind", f"127.0.0.1:{port}"]
+        self.cwd = cwd
+        self.health_path = health
         self.process = None
 
     def start(self, wait=True):
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         if wait:
             self.wait_healthy()
         return self
@@ -52,7 +56,7 @@ class Gunicorn:
 
     def health(self):
         try:
-            response = requests.get(self.url + "/health", timeout=2)
+            response = requests.get(self.url + self.health_path, timeout=2)
         except requests.RequestException:
             return None
         return response.json() if response.status_code == 200 else None

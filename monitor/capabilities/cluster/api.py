@@ -1,5 +1,5 @@
 """JSON API: the fleet's hosts and workers, and restart operations."""
-from flask import jsonify
+from flask import jsonify, url_for
 from flask_login import current_user
 
 from ...api.args import json_body
@@ -31,7 +31,7 @@ def register(bp):
         record = operations.start_operation(state(), mode, host, pid, user=current_user.name)
         response = jsonify({"operation_id": record["id"], "status": record["status"], "hosts": record["hosts"]})
         response.status_code = 202
-        response.headers["Location"] = f"{bp.url_prefix}/cluster/operations/{record['id']}"
+        response.headers["Location"] = url_for(".cluster_operation", operation_id=record["id"])
         return response
 
     @bp.get("/cluster/operations/<operation_id>")

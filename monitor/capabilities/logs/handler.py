@@ -1,9 +1,16 @@
 """Every process's log records, buffered in process and shipped to one capped Redis stream.
 
-A :class:`StreamHandler` on the root logger, ``gunicorn.error`` and ``werkzeug`` turns each
-record into a small dict and appends it to a bounded in-process deque; it never does I/O,
-never blocks, and counts what it drops when the deque is full. The flusher's shipper XADDs
-the buffered records to one stream capped by ``MONITOR_LOG_MAXLEN`` (approximate MAXLEN).
+A :class:`StreamHandler` turns each record into a small dict and appends it to a bounded
+in-process deque; it never does I/O, never blocks, and counts what it drops when the deque
+is full. The flusher's shipper XADDs the buffered records to one stream capped by
+``MONITOR_LOG_MAXLEN`` (approximate MAXLEN).
+
+The handler sits on no logger: it sees each record as logging makes it (a record factory
+wrapped around the one in place), so every record that a logger's level lets through
+reaches it, and the host app's logging is as the app set it up. A handler on the root
+logger would not be: ``logging.basicConfig()`` does nothing once the root has a handler,
+and Flask's and werkzeug's default stderr handlers and Python's last resort step aside
+for any handler they find.
 """
 import collections
 import logging
@@ -15,10 +22,9 @@ from ...web.request_id import request_id
 
 #: Level numbers by name, lowest first.
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-#: Loggers the handler sits on; the root catches everything that propagates.
-LOGGERS = ("", "gunicorn.error", "werkzeug")
-#: Records of these loggers are not shipped: they may be about the shipping itself.
-SKIP = ("redis", "urllib3", "monitor.capabilities.logs", "monitor.core.flusher")
+#: Records of these loggers are not shipped: they may be about the shipping itself, or (the access
+#: log, one line a request, which the metrics count) would flood the stream.
+SKIP = ("redis", "urllib3", "monitor.capabilities.logs", "monitor.core.flusher", "gunicorn.access")
 #: Longest message and exception text kept, in characters.
 MAX_MESSAGE = 8000
 MAX_EXC = 16000
@@ -106,16 +112,31 @@ class StreamHandler(logging.Handler):
 
 
 def install(host, capacity, maxlen, level):
-    """Put one fresh handler on the logged loggers, replacing one inherited through a fork."""
+    """Make the process's handler and have it see every record made from now on (it replaces the
+    one before, e.g. inherited through a fork)."""
     handler = StreamHandler(host, capacity, maxlen, level)
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        for old in [h for h in logger.handlers if isinstance(h, StreamHandler)]:
-            logger.removeHandler(old)
-        # A logger that propagates reaches the root's handler already.
-        if name == "" or not logger.propagate:
-            logger.addHandler(handler)
+    _capture[0] = handler
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "monitor_capture", False):
+        logging.setLogRecordFactory(_capturing(factory))
     return handler
+
+
+#: The handler that records go to (one per process; the latest ``install`` wins).
+_capture = [None]
+
+
+def _capturing(make_record):
+    """Wrap a record factory so that the installed handler sees each record it makes."""
+    def make_and_capture(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        handler = _capture[0]
+        # logging.makeLogRecord() first makes a record without a name or level: not a log call.
+        if record.name and record.levelno >= handler.level:
+            handler.handle(record)
+        return record
+    make_and_capture.monitor_capture = True
+    return make_and_capture
 
 
 def install_master(store, settings, host):

@@ -10,9 +10,9 @@ import os
 import sys
 import threading
 
-from flask_login import current_user
 from pyinstrument import Profiler
 
+from ...auth.session import request_user
 from .render import html, report_response
 
 #: The query string that turns one host-app request into its own pyinstrument report (admins).
@@ -115,7 +115,7 @@ class RequestProbe:
         collector = self.collector
         query = req.query_string
         if query and PROFILE_QUERY in query and req.args.get("_profile") == "1" \
-                and current_user.is_authenticated and current_user.can("admin"):
+                and (user := request_user()) is not None and user.can("admin"):
             return start_profiler(PAGE_INTERVAL), None
         session_id = collector.active
         return (start_profiler(collector.interval), session_id) if session_id else None
