@@ -45,21 +45,20 @@ class Monitor:
         app_cache.init_app(app, self.cache, monitor.store)
 
         security.init_app(app)
-        init_auth(app)
-        app.register_blueprint(Blueprint(
+        own = [init_auth(app), Blueprint(
             "monitor_static", __name__, static_folder="static/monitor", static_url_path="/static/monitor",
-            template_folder="templates"))
-        app.register_blueprint(health.bp)
-        app.register_blueprint(dashboard_bp)
-        app.register_blueprint(make_blueprint(capabilities))
-        app.register_blueprint(openapi.bp)
+            template_folder="templates"), health.bp, dashboard_bp, make_blueprint(capabilities), openapi.bp]
+        for blueprint in own[1:]:
+            app.register_blueprint(blueprint)
         app.cli.add_command(group)
         for found in capabilities:
             found.init_app(app, monitor)
             for blueprint in found.blueprints():
                 app.register_blueprint(blueprint)
+                own.append(blueprint)
             for panel in found.panels:
                 monitor.panels[panel.name] = panel()
             monitor.features[found.name] = True
+        security.guard_blueprints(app, own)
         hooks.init_app(app, monitor)
         return monitor

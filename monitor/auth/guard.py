@@ -6,6 +6,7 @@ from wtforms.validators import ValidationError
 
 from ..core import audit
 from ..core.state import state
+from ..web import body
 from ..web.responses import error_response, wants_json
 from .users import Users
 
@@ -33,7 +34,7 @@ def load_token_user(req):
 
 def unauthorized():
     """Answer a stranger: JSON 401, HTMX 401 with HX-Redirect, or a redirect to the login page."""
-    audit.record(state().store, "access", "unauthorized", path=request.path)
+    audit.stranger(state().store, "access", "unauthorized")
     if request.headers.get("HX-Request"):
         response = error_response(401, "unauthorized", "log in first")
         response = current_app.make_response(response)
@@ -56,7 +57,7 @@ def check_csrf():
     """Refuse a cookie-authenticated unsafe request without a valid CSRF token."""
     if request.method in SAFE_METHODS or g.get("monitor_token_auth"):
         return None
-    token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
+    token = request.headers.get("X-CSRFToken") or body.peek(body.CSRF_FIELD)
     try:
         validate_csrf(token)
     except ValidationError as exc:

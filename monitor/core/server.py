@@ -12,7 +12,7 @@ import sys
 
 from . import capability, config, embedded
 from .process import MASTER_ENV
-from .secrets import secret_key
+from .secrets import PRIVATE, secret_key
 from .store import Store, safe_url
 
 _master = {}
@@ -62,7 +62,7 @@ def when_ready(server):
     if token:
         base = settings["MONITOR_PUBLIC_URL"] or _bind_url(server)
         server.log.info("monitor: no users yet; create the first admin (link works once, for 24 h): "
-                        "%s/setup?token=%s", base.rstrip("/"), token)
+                        "%s/setup?token=%s", base.rstrip("/"), token, extra=PRIVATE)
 
 
 def _bind_url(server):

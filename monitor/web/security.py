@@ -1,17 +1,20 @@
-"""Security headers, a per-request CSP nonce, cross-site refusal and proxy trust.
+"""Security headers, a per-request CSP nonce, cross-site refusal, the blueprints' guard and proxy trust.
 
 Only the monitor's own routes get these headers: the host app's pages keep the policy
 their authors chose. The CSP forbids inline scripts except the one carrying this
 request's nonce; htmx runs with eval and script tags off (see base.html).
 The monitor's request hooks (``hooks.py``) call :func:`refuse_cross_site` and
-:func:`add_headers` for its own paths only.
+:func:`add_headers` for its own paths only; :func:`guard` runs first on each of the
+monitor's blueprints, so the host app's requests never pay for it.
 """
 import secrets
 
-from flask import g, request
+from flask import current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.sansio.utils import host_is_trusted
 
+from ..core.errors import Refused
 from .responses import error_response
 
 #: The monitor's own paths, which get the strict headers below and are never counted as app traffic.
@@ -68,6 +71,27 @@ def refuse_cross_site(req):
         return error_response(403, "forbidden", "cross-site requests are refused (behind a proxy, "
                               "set MONITOR_TRUST_PROXY so the site's own address is known)")
     return None
+
+
+def guard():
+    """Refuse a Host outside MONITOR_ALLOWED_HOSTS (400) and a body over MONITOR_MAX_BODY (413), unread.
+
+    The cap also bounds a body sent without ``Content-Length`` (chunked): reading past it is a 413.
+    """
+    config = current_app.config
+    allowed = config["MONITOR_ALLOWED_HOSTS"]
+    if allowed and not host_is_trusted(request.host, allowed):
+        raise Refused("this host name is not one of MONITOR_ALLOWED_HOSTS")
+    limit = config["MONITOR_MAX_BODY"]
+    request.max_content_length = limit
+    if (request.content_length or 0) > limit:
+        raise Refused(f"the body is larger than {limit} bytes (MONITOR_MAX_BODY)", 413)
+
+
+def guard_blueprints(app, blueprints):
+    """Run :func:`guard` first of every ``before_request`` of these (registered) blueprints."""
+    for blueprint in blueprints:
+        app.before_request_funcs.setdefault(blueprint.name, []).insert(0, guard)
 
 
 def add_headers(response, req):

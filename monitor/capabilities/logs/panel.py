@@ -2,6 +2,7 @@
 from flask_login import current_user
 
 from ...core.errors import Refused
+from ...web import body
 from ...web.panel import Panel
 from . import query
 from .handler import LEVELS
@@ -14,6 +15,7 @@ class LogsPanel(Panel):
     name = "logs"
     title = "Alerts & logs"
     poll = "3s"
+    params = ("level", "q", "host", "pid")
     actions = {"ack": ("operator", "ack")}
 
     def context(self, monitor, args):
@@ -27,10 +29,11 @@ class LogsPanel(Panel):
                 "levels": list(LEVELS), "filter_error": error, "stats": query.stats(monitor.store),
                 "can_operate": current_user.can("operator")}
 
-    def ack(self, monitor, form):
+    def ack(self, monitor):
         """Acknowledge the alert the form names."""
+        alert_id = body.fields(id=body.text(80)).get("id", "")
         alerts = monitor.capabilities.get("alerts")
         if alerts is None:
             raise Refused("alerts are not enabled", 404)
-        alert = alerts.acknowledge(monitor, form.get("id", ""), current_user.name)
+        alert = alerts.acknowledge(monitor, alert_id, current_user.name)
         return f"acknowledged {alert['title']}"

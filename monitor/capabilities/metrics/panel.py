@@ -26,6 +26,7 @@ def chart(points, field, tier):
 class MetricsPanel(Panel):
     name = "metrics"
     title = "Metrics"
+    params = ("window", "worker", "sort")
 
     def context(self, monitor, args):
         window = int(_choice(args, "window", {str(w) for w in WINDOWS}, "60"))
