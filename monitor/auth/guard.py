@@ -57,7 +57,7 @@ def check_csrf():
     """Refuse a cookie-authenticated unsafe request without a valid CSRF token."""
     if request.method in SAFE_METHODS or g.get("monitor_token_auth"):
         return None
-    token = request.headers.get("X-CSRFToken") or body.peek(body.CSRF_FIELD)
+    token = request.headers.get("X-CSRFToken") or body.csrf_token()
     try:
         validate_csrf(token)
     except ValidationError as exc:

@@ -15,7 +15,7 @@ is refused before a view sees it:
 A field's *kind* (:func:`text`, :func:`whole`, :func:`flag`) checks its type: JSON values are
 typed (``30``, ``true``), form values are text (``"30"``, ``"1"``). A field left out, sent as
 JSON ``null`` or as an empty form field is absent. ``csrf_token`` is every route's field: the
-CSRF check reads it (:func:`peek`).
+CSRF check reads it (:func:`csrf_token`).
 """
 import json
 import math
@@ -62,8 +62,7 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_json():
-    data = request.get_data(cache=True)
+def _parse_json(data):
     if not data.strip():
         return {}
     if _too_deep(data):
@@ -88,11 +87,16 @@ def _parse_form():
 
 
 def _parse():
+    # Read (and cache) the whole body first, so a form is parsed from what was read: the stream
+    # stops one byte past the cap (``security.guard``), and that byte means too long.
+    data = request.get_data(cache=True)
+    if len(data) >= request.max_content_length:
+        raise RequestEntityTooLarge()
     if request.is_json:
-        return _parse_json()
+        return _parse_json(data)
     if request.mimetype in FORM_TYPES:
         return _parse_form()
-    if request.get_data(cache=True):
+    if data:
         raise Refused("send a JSON object (application/json) or a form", 415)
     return {}
 
@@ -103,7 +107,7 @@ def _body():
         try:
             g._monitor_body = _parse()
         except RequestEntityTooLarge:  # a chunked body that ran past the cap while read
-            g._monitor_body = Refused(f"the body is larger than {request.max_content_length} bytes "
+            g._monitor_body = Refused(f"the body is larger than {request.max_content_length - 1} bytes "
                                       "(MONITOR_MAX_BODY)", 413)
         except Refused as exc:
             g._monitor_body = exc
@@ -112,11 +116,17 @@ def _body():
     return g._monitor_body
 
 
+def csrf_token():
+    """Return the body's CSRF token (None when absent or not text); refuse a body the monitor does not read."""
+    value = _body().get(CSRF_FIELD)
+    return value if isinstance(value, str) else None
+
+
 def peek(name):
     """Return text field ``name`` of the body, or None (absent, not text, or a body refused).
 
-    For the CSRF check and the login limiter's account key, which must not refuse on their own:
-    the view's :func:`fields` refuses a bad body with its reason.
+    For the login limiter's account key, which must not refuse on its own (Flask-Limiter would
+    take an exception for a store outage): the view's :func:`fields` refuses a bad body.
     """
     try:
         value = _body().get(name)
@@ -148,7 +158,7 @@ def fields(**kinds):
 def formdata(*names):
     """Return text fields ``names`` and the CSRF token as a MultiDict, for a WTForms form to validate."""
     values = fields(**{name: text() for name in names})
-    token = peek(CSRF_FIELD)
+    token = csrf_token()
     return MultiDict({**values, **({CSRF_FIELD: token} if token is not None else {})})
 
 

@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.sansio.utils import host_is_trusted
 
 from ..core.errors import Refused
-from .responses import error_response
+from .responses import error_response, refused
 
 #: The monitor's own paths, which get the strict headers below and are never counted as app traffic.
 OWN_PREFIXES = ("/admin", "/api/admin", "/api/openapi.json", "/health", "/metrics", "/static/monitor",
@@ -81,11 +81,14 @@ def guard():
     config = current_app.config
     allowed = config["MONITOR_ALLOWED_HOSTS"]
     if allowed and not host_is_trusted(request.host, allowed):
-        raise Refused("this host name is not one of MONITOR_ALLOWED_HOSTS")
+        return refused(Refused("this host name is not one of MONITOR_ALLOWED_HOSTS"))
     limit = config["MONITOR_MAX_BODY"]
-    request.max_content_length = limit
+    # One byte over, so that a chunked body past the cap reads as longer than it (body.py refuses
+    # it) rather than silently cut at it.
+    request.max_content_length = limit + 1
     if (request.content_length or 0) > limit:
-        raise Refused(f"the body is larger than {limit} bytes (MONITOR_MAX_BODY)", 413)
+        return refused(Refused(f"the body is larger than {limit} bytes (MONITOR_MAX_BODY)", 413))
+    return None
 
 
 def guard_blueprints(app, blueprints):
