@@ -1,5 +1,7 @@
-"""The dashboard shell: the page, each panel alone, and the panel registry."""
+"""The dashboard shell: the page, each panel alone, the panel registry and its query arguments."""
 import json
+import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
@@ -50,3 +52,35 @@ def test_htmx_is_vendored_and_served(client):
     response = client.get("/static/monitor/htmx-2.0.11.min.js")
     assert response.status_code == 200 and b"htmx" in response.data[:2000]
     assert client.get("/static/monitor/monitor.css").status_code == 200
+
+
+@pytest.mark.parametrize("query", ["name=x", "endpoint=x", "_method=POST", "_scheme=https", "_external=1",
+                                   "_anchor=x", "window=300&name=x&_scheme=https", "level=ERROR&q=boom&panel=x"])
+def test_unknown_query_arguments_are_dropped_not_passed_to_url_for(client, auth, make_user, query):
+    """Issue 13, finding 10: ``?name=``, ``?endpoint=`` and ``?_method=`` were 500s, and ``?_scheme=https``
+    made every panel poll an https:// URL and stop refreshing."""
+    auth.login(make_user("operator"))
+    panels = state(client.application).panels
+    pages = [client.get(f"/admin/?{query}")] + [client.get(f"/admin/panels/{name}?{query}") for name in NAMES]
+    for page in pages:
+        assert page.status_code == 200, page.request.url
+        soup = BeautifulSoup(page.get_data(as_text=True), "html.parser")
+        for element in soup.select("[hx-get], [hx-post], a[href]"):
+            url = urlsplit(element.get("hx-get") or element.get("hx-post") or element["href"])
+            assert not url.scheme and not url.netloc, (query, element)
+            panel = re.fullmatch(r"/admin/panels/(\w+)(/\w+)?", url.path)
+            if panel:  # a panel's URLs carry its own arguments, nothing else
+                assert set(parse_qs(url.query)) <= set(panels[panel.group(1)].params), (query, element)
+
+
+def test_each_panel_keeps_its_own_query_arguments_by_name(client, auth, make_user):
+    auth.login(make_user("viewer"))
+    soup = BeautifulSoup(client.get("/admin/?window=300&sort=p95_ms&level=ERROR&q=boom&name=x&worker=").get_data(
+        as_text=True), "html.parser")
+    metrics = parse_qs(urlsplit(soup.select_one("#panel-metrics")["hx-get"]).query)
+    logs = parse_qs(urlsplit(soup.select_one("#panel-logs")["hx-get"]).query)
+    cache = urlsplit(soup.select_one("#panel-cache")["hx-get"])
+    assert metrics == {"window": ["300"], "sort": ["p95_ms"]}
+    assert logs == {"level": ["ERROR"], "q": ["boom"]}
+    assert cache.query == ""
+    assert soup.select_one("#metrics-window option[selected]")["value"] == "300"

@@ -257,7 +257,7 @@ class Users:
         result = []
         for token_id in sorted(self.r.smembers(self.store.key("user_tokens", name))):
             record = self._token(token_id)
-            if record:
+            if record and record["user"] == name:
                 result.append({"id": token_id, "label": record.get("label", ""),
                                "created_at": record["created_at"], "last_used": record["last_used"]})
         return result
