@@ -29,9 +29,10 @@ def paths(config):
                     "namespace": {"type": "string", "minLength": 1, "maxLength": 200,
                                   "pattern": r"^[^:/\x00-\x1f\x7f-\x9f]+$",
                                   "description": "printable characters, no ':' or '/'"},
-                    "all": {"const": False}}},
+                    "all": {"enum": [False, None]}}},
                 {"type": "object", "additionalProperties": False, "required": ["all"], "properties": {
-                    "all": {"const": True, "description": "clear the whole app cache"}}}],
+                    "all": {"const": True, "description": "clear the whole app cache"},
+                    "namespace": {"type": "null"}}}],
                 "description": "One namespace to clear, or `all: true` for the whole app cache. A body with "
                                "neither is refused (400), so a lost field never clears everything."},
             body_required=True)},

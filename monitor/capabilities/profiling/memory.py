@@ -36,8 +36,8 @@ LOCK_GRACE_S = 30
 #: How long a command to another worker may take to come back.
 COMMAND_TIMEOUT_S = 15
 #: The bodies of a heap summary and of a trace's start, from the API or the panel.
-SNAPSHOT_FIELDS = {"target": body.text(300)}
-TRACE_FIELDS = {"target": body.text(300), "max_duration_s": body.whole(-2**31, 2**31)}
+SNAPSHOT_FIELDS = {"target": body.text()}
+TRACE_FIELDS = {"target": body.text(), "max_duration_s": body.whole(-2**31, 2**31)}
 #: Allocations made by the tracing machinery itself are left out of the diff.
 _OWN_FILES = (tracemalloc.__file__, linecache.__file__, __file__)
 

@@ -30,8 +30,8 @@ DURATION_MIN, DURATION_MAX, DURATION_DEFAULT = 1, 300, 30
 LOCK_GRACE_S = 60
 FINAL = ("done", "lost")
 #: The bodies of a session's start and stop, from the API or the panel (``monitor.web.body.fields``).
-START_FIELDS = {"duration_s": body.whole(-2**31, 2**31), "target": body.text(300)}
-STOP_FIELDS = {"session_id": body.text(64)}
+START_FIELDS = {"duration_s": body.whole(-2**31, 2**31), "target": body.text()}
+STOP_FIELDS = {"session_id": body.text()}
 _TRANSITION = """
 if redis.call('hget', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 redis.call('hset', KEYS[1], unpack(ARGV, 2))
