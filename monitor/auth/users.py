@@ -1,16 +1,18 @@
 """Users, server-side sessions and API tokens, kept in the shared store.
 
 A user is a hash ``user:<name>`` (role, scrypt password hash, a random ``stamp``); the set
-``users`` lists the names. A role change, a password change and a deletion are each one
-WATCH/MULTI transaction over the records they read, so two admins demoting each other at once
-cannot leave the console without an admin. A record that is not what this module writes (a
-token without its hash, a user without a role) counts as absent. A login creates a session ``session:<sid>`` holding the name and
+``users`` lists the names. A login creates a session ``session:<sid>`` holding the name and
 the user's stamp at login; the cookie carries only the session id. Logout deletes the
 session; a password change or role change draws a new stamp and deletion removes the user,
 so every older session of that user stops loading at once (a replayed cookie gets 401),
 however long it was kept alive. An API token is ``mon_<id>_<secret>``: the store keeps only
 the SHA-256 of the secret (tokens are 256-bit random, so a slow hash adds nothing), and
 shows the token once.
+
+A role change, a password change, a deletion and a new token are each one WATCH/MULTI
+transaction over the records they read, so two admins demoting each other at once cannot
+leave the console without an admin. A record that is not what this module writes (a token
+without its hash, a user without a known role) counts as absent.
 """
 import hashlib
 import hmac

@@ -100,7 +100,7 @@ def password(instance_path):
 
 def url(instance_path):
     """Return the redis-py URL of the embedded Redis of this instance folder, password included."""
-    return f"unix://:{password(instance_path)}@{socket_path(instance_path)}"
+    return EmbeddedRedis(instance_path).url
 
 
 def _probe(instance_path, timeout):
@@ -151,6 +151,7 @@ class EmbeddedRedis:
 
     @property
     def url(self):
+        """The redis-py URL of this server, password included."""
         return f"unix://:{self.password}@{self.socket}"
 
     def _write_config(self):

@@ -86,12 +86,16 @@ def _parse_form():
     return form.to_dict()
 
 
+def _too_large():
+    return Refused(f"the body is larger than {request.max_content_length - 1} bytes (MONITOR_MAX_BODY)", 413)
+
+
 def _parse():
     # Read (and cache) the whole body first, so a form is parsed from what was read: the stream
     # stops one byte past the cap (``security.guard``), and that byte means too long.
     data = request.get_data(cache=True)
     if len(data) >= request.max_content_length:
-        raise RequestEntityTooLarge()
+        raise _too_large()
     if request.is_json:
         return _parse_json(data)
     if request.mimetype in FORM_TYPES:
@@ -106,9 +110,8 @@ def _body():
     if "_monitor_body" not in g:
         try:
             g._monitor_body = _parse()
-        except RequestEntityTooLarge:  # a chunked body that ran past the cap while read
-            g._monitor_body = Refused(f"the body is larger than {request.max_content_length - 1} bytes "
-                                      "(MONITOR_MAX_BODY)", 413)
+        except RequestEntityTooLarge:  # werkzeug's own limits (a multipart body of 1,000+ parts)
+            g._monitor_body = _too_large()
         except Refused as exc:
             g._monitor_body = exc
     if isinstance(g._monitor_body, Refused):
