@@ -71,8 +71,8 @@ class Monitor:
             for panel in found.panels:
                 monitor.panels[panel.name] = panel()
             monitor.features[found.name] = True
-        security.init_app(app, urls.blueprints)
         session.init_app(app, urls.blueprints - set(PUBLIC))
+        security.init_app(app, urls.blueprints)  # after the session's: its guard runs first
         # The host's CSRFProtect may be set up before the monitor or after it: exempt the
         # monitor's blueprints now, and again once the app is complete.
         session.exempt_from_host_csrf(app)

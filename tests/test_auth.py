@@ -7,8 +7,9 @@ from bs4 import BeautifulSoup
 
 from monitor import create_app
 from monitor.auth.users import RANK, SETUP_TTL_S, Users
+from monitor.core import audit
 from monitor.core.state import state
-from support import PASSWORD, Auth, bearer, csrf_from
+from support import PASSWORD, Auth, bearer, csrf_from, wait_until
 
 #: Routes that answer without a login (contract §4), plus the demo host app's own.
 PUBLIC_ENDPOINTS = {"monitor_health.health", "monitor_auth.login", "monitor_auth.setup", "monitor_auth.logout"}
@@ -178,18 +179,24 @@ def test_a_replayed_cookie_dies_with_a_password_role_change_or_deletion(app, mak
     assert victim.get_cookie("monitor_session").value == cookie
 
 
-def test_wrong_password_is_401_and_audited_without_the_password(client, make_user, store):
+def test_wrong_password_is_401_and_counted_without_the_password(client, make_user, store):
+    """A stranger's failed login and 401 are counted per address and minute, outside the security stream."""
     user = make_user("viewer")
     csrf = csrf_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": user["name"], "password": "wrong-password!",
-                                           "csrf_token": csrf})
-    assert response.status_code == 401 and "Wrong name or password." in response.get_data(as_text=True)
+    for _ in range(2):
+        response = client.post("/login", data={"username": user["name"], "password": "wrong-password!",
+                                               "csrf_token": csrf})
+        assert response.status_code == 401 and "Wrong name or password." in response.get_data(as_text=True)
     assert client.get("/admin/").status_code == 302
-    entries = store.redis.xrange(store.key("audit"))
-    assert [(f["action"], f["result"], f["user"]) for _, f in entries] == [
-        ("login", "failed", user["name"]), ("access", "unauthorized", "-")]
-    assert entries[0][1]["ip"] == "127.0.0.1" and entries[1][1]["detail"] == '{"path": "/admin/"}'
-    assert "wrong-password!" not in str(entries)
+    assert store.redis.xlen(store.key("audit")) == 0
+    counts = {}
+    for r in audit.strangers(store):  # two rows each if the minute turned meanwhile
+        key = (r["ip"], r["action"], r["result"], r["account"])
+        counts[key] = counts.get(key, 0) + r["count"]
+    assert counts == {("127.0.0.1", "access", "unauthorized", ""): 1,
+                      ("127.0.0.1", "login", "failed", user["name"]): 2}
+    stored = [store.redis.hgetall(key) for key in store.scan_prefix("audit", "strangers")]
+    assert "wrong-password!" not in str(stored)
 
 
 def test_login_without_csrf_token_is_refused(client, make_user):
@@ -319,6 +326,11 @@ def test_master_logs_a_setup_link_that_works_once(gunicorn, store):
     server = gunicorn(workers=1)
     found = re.search(r"(http://\S+/setup\?token=(\S+))", server.log())
     assert found and found.group(1).startswith(server.url)
+    # Issue 13, finding 13: the terminal shows the link, the shared log stream (which viewers read) never
+    # does, while the master's other lines around it are shipped
+    shipped = wait_until(lambda: [f["message"] for _, f in store.redis.xrange(store.key("logs", "stream"))
+                                  if f["pid"] == str(server.master_pid)], 10, message="the master's lines in the stream")
+    assert shipped and not any(found.group(2) in str(f) for _, f in store.redis.xrange(store.key("logs", "stream")))
     session = requests.Session()
     page = session.get(found.group(1), timeout=10)
     assert page.status_code == 200
@@ -352,8 +364,8 @@ def test_sixth_wrong_password_in_a_minute_is_429_whichever_worker_answers(gunico
         assert response.status_code == 429 and "Too many failed logins" in response.text
     # even the right password waits out the minute
     assert _try_login(session, server.url, user["name"], user["password"]).status_code == 429
-    limited = [f for _, f in store.redis.xrange(store.key("audit")) if f["result"] == "rate_limited"]
-    assert len(limited) == 7
+    limited = [r for r in audit.strangers(store) if r["result"] == "rate_limited"]
+    assert {r["account"] for r in limited} == {user["name"]} and sum(r["count"] for r in limited) == 7
 
 
 def test_login_limit_per_ip_counts_across_accounts(app_config):
@@ -366,6 +378,53 @@ def test_login_limit_per_ip_counts_across_accounts(app_config):
         assert codes == [401, 401, 401, 429]
     finally:
         state(app).flusher.stop(flush=False)
+
+
+def _attempt(client, csrf, name, password, kind):
+    body = {"username": name, "password": password, "csrf_token": csrf}
+    return client.post("/login", json=body) if kind == "json" else client.post("/login", data=body)
+
+
+@pytest.mark.parametrize("failing, right", [("form", "json"), ("json", "form"), ("json", "json")])
+def test_the_account_limit_holds_however_the_name_is_sent(app, make_user, failing, right):
+    """Issue 13, finding 6: the limiter read the account from the form only, so every JSON login shared
+    one bucket and the right password sent as JSON got in after 5 failed form logins."""
+    user, other = make_user("viewer"), make_user("viewer")
+    client = app.test_client()
+    csrf = csrf_from(client.get("/login").get_data(as_text=True))
+    assert [_attempt(client, csrf, user["name"], "wrong-password", failing).status_code for _ in range(5)] == [401] * 5
+    assert _attempt(client, csrf, f" {user['name'].upper()} ", PASSWORD, right).status_code == 429
+    fresh = app.test_client()  # another account's bucket is its own, whichever way both were sent
+    fresh_csrf = csrf_from(fresh.get("/login").get_data(as_text=True))
+    assert _attempt(fresh, fresh_csrf, other["name"], PASSWORD, right).status_code == 302
+
+
+@pytest.mark.parametrize("kind", ["cookie", "bearer"])
+def test_the_account_page_password_check_is_limited_like_login(app, make_user, store, kind):
+    """Issue 13, finding 9: 40 wrong current passwords on /admin/account were all 400, never 429.
+    Its guesses and the login form's spend one bucket, so a stolen session adds none."""
+    user = make_user("viewer")
+    client = app.test_client()
+    headers = bearer(user) if kind == "bearer" else {}
+    if kind == "cookie":
+        Auth(client).login(user)
+    csrf = csrf_from(client.get("/admin/account", headers=headers).get_data(as_text=True))
+    stranger = app.test_client()
+    stranger_csrf = csrf_from(stranger.get("/login").get_data(as_text=True))
+    for _ in range(2):  # two guesses through the login form
+        assert _attempt(stranger, stranger_csrf, user["name"], "guess-1", "form").status_code == 401
+    answers = [client.post("/admin/account", headers=headers, data={
+        "csrf_token": csrf, "current": f"guess-{i}", "password": "new-password-1", "confirm": "new-password-1"}
+    ).status_code for i in range(5)]
+    assert answers == [400, 400, 400, 429, 429]
+    # the right password waits out the window too, on the page and at the login form
+    assert client.post("/admin/account", headers=headers, data={
+        "csrf_token": csrf, "current": PASSWORD, "password": "new-password-1", "confirm": "new-password-1"}
+    ).status_code == 429
+    assert _attempt(stranger, stranger_csrf, user["name"], PASSWORD, "form").status_code == 429
+    assert Users(store).authenticate(user["name"], PASSWORD)
+    limited = [e for e in audit.entries(store, 20) if e["action"] == "user.password"]
+    assert [e["result"] for e in limited] == ["rate_limited"] * 3 + ["refused"] * 3
 
 
 def test_successful_logins_do_not_count(client, make_user):

@@ -1,7 +1,10 @@
-"""The dashboard shell: the page, each panel alone, cheap polls (304, gzip), the view in the URL, the badge."""
+"""The dashboard shell: the page, each panel alone, cheap polls (304, gzip), the view in the URL, the
+badge, and the query arguments each panel keeps."""
 import gzip
 import json
 import os
+import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
@@ -165,3 +168,36 @@ def test_firing_alerts_show_in_the_header_and_title_of_every_page(app, client, a
     fragment = soup_of(client.get("/admin/alerts-badge", headers=POLL))
     assert fragment.select_one("#alerts-badge")["data-count"] == "2"
     assert soup_of(app.test_client().get("/login")).select_one("#alerts-badge") is None  # logged-in pages only
+
+
+@pytest.mark.parametrize("query", ["name=x", "endpoint=x", "_method=POST", "_scheme=https", "_external=1",
+                                   "_anchor=x", "window=300&name=x&_scheme=https", "level=ERROR&q=boom&panel=x"])
+def test_unknown_query_arguments_are_dropped_not_passed_to_url_for(client, auth, make_user, query):
+    """Issue 13, finding 10: ``?name=``, ``?endpoint=`` and ``?_method=`` were 500s, and ``?_scheme=https``
+    made every panel poll an https:// URL and stop refreshing."""
+    auth.login(make_user("operator"))
+    panels = state(client.application).panels
+    pages = [client.get(f"/admin/?{query}")] + [client.get(f"/admin/panels/{name}?{query}") for name in NAMES]
+    for page in pages:
+        assert page.status_code == 200, page.request.url
+        soup = BeautifulSoup(page.get_data(as_text=True), "html.parser")
+        for element in soup.select("[hx-get], [hx-post], a[href]"):
+            url = urlsplit(element.get("hx-get") or element.get("hx-post") or element["href"])
+            assert not url.scheme and not url.netloc, (query, element)
+            panel = re.fullmatch(r"/admin/panels/(\w+)(/\w+)?", url.path)
+            if panel:  # a panel's URLs carry its own arguments (a part's also its cursor), nothing else
+                kept = set(panels[panel.group(1)].params) | ({"after"} if panel.group(2) else set())
+                assert set(parse_qs(url.query)) <= kept, (query, element)
+
+
+def test_each_panel_keeps_its_own_query_arguments_by_name(client, auth, make_user):
+    auth.login(make_user("viewer"))
+    soup = BeautifulSoup(client.get("/admin/?window=300&sort=p95_ms&level=ERROR&q=boom&name=x&worker=").get_data(
+        as_text=True), "html.parser")
+    metrics = parse_qs(urlsplit(soup.select_one("#panel-metrics")["hx-get"]).query)
+    logs = parse_qs(urlsplit(soup.select_one("#panel-logs")["hx-get"]).query)
+    cache = urlsplit(soup.select_one("#panel-cache")["hx-get"])
+    assert metrics == {"window": ["300"], "sort": ["p95_ms"]}
+    assert logs == {"level": ["ERROR"], "q": ["boom"]}
+    assert cache.query == ""
+    assert soup.select_one("#metrics-window option[selected]")["value"] == "300"

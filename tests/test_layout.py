@@ -126,7 +126,7 @@ class FakePanel(Panel):
     def context(self, monitor, args):
         return {"greeting": monitor.config["MONITOR_FAKE_GREETING"]}
 
-    def ping(self, monitor, form):
+    def ping(self, monitor):
         return "pong"
 
 

@@ -105,7 +105,8 @@ def test_routing_errors_under_the_api_are_json(client, make_user):
 # Invalid input is refused with a documented 4xx; 414 is gunicorn refusing an over-long URL
 # (a generated `q` of 200+ multi-byte characters) before the app sees it.
 SCHEMA = schemathesis.openapi.from_dict(spec(), config=SchemathesisConfig.from_dict({"checks": {
-    "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "409", "414"]}}}))
+    "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "409", "413", "414",
+                                                       "415"]}}}))
 NO_SUCH_HOST = "no-such-host"
 
 

@@ -1,4 +1,4 @@
-"""Security headers, the CSP nonce, proxy trust and Secure cookies, stored-XSS escaping."""
+"""Security headers, the CSP nonce, proxy trust and Secure cookies, stored-XSS escaping, the Host header."""
 import re
 
 import pytest
@@ -6,10 +6,10 @@ from bs4 import BeautifulSoup
 
 from monitor import create_app
 from monitor.auth.users import Users
-from monitor.core import audit
+from monitor.core import audit, config
 from monitor.core.state import state
 from monitor.web.urls import OWN_PATHS, Urls
-from support import PASSWORD, csrf_from
+from support import PASSWORD, bearer, csrf_from
 
 
 def _csp(response):
@@ -139,3 +139,50 @@ def test_error_pages_are_json_for_the_api_and_html_for_browsers(client, auth, ma
     assert page.status_code == 403 and soup.select_one(".error-card h1").text == "403 · forbidden"
     fragment = client.get("/admin/users", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.startswith('<div class="card narrow error-card"')
+
+
+# ---------------------------------------------------------------- Host header
+
+
+@pytest.mark.parametrize("path", ["/admin", "/admin/", "/login?next=/admin/", "/admin/panels/metrics", "/setup"])
+def test_redirects_from_monitor_routes_never_reflect_the_host(client, path):
+    """Issue 13, finding 14: ``/admin`` redirected to ``http://<Host header>/admin/``."""
+    response = client.get(path, headers={"Host": "evil.example"})
+    location = response.headers.get("Location", "")
+    assert "evil.example" not in location and not location.startswith(("http:", "https:", "//"))
+    if path == "/admin":
+        assert response.status_code == 308 and location == "/admin/"
+
+
+@pytest.fixture
+def guarded(app_config):
+    app = create_app({**app_config, "MONITOR_ALLOWED_HOSTS": "monitor.example, .corp.example"})
+    yield app
+    state(app).flusher.stop(flush=False)
+
+
+@pytest.mark.parametrize("host, allowed", [("monitor.example", True), ("monitor.example:8000", True),
+                                           ("a.corp.example", True), ("corp.example", True),
+                                           ("evil.example", False), ("monitor.example.evil", False),
+                                           ("localhost", False), ("127.0.0.1", False)])
+def test_allowed_hosts_answer_400_to_other_hosts_on_monitor_routes(guarded, make_user, host, allowed):
+    client = guarded.test_client()
+    viewer = make_user("viewer")
+    for path, headers in (("/health", {}), ("/login", {}), ("/api/admin/metrics", bearer(viewer)),
+                          ("/static/monitor/monitor.css", {}), ("/metrics", bearer(viewer))):
+        response = client.get(path, headers={"Host": host, **headers})
+        if allowed:
+            assert response.status_code == 200, (host, path)
+        else:
+            assert response.status_code == 400, (host, path)
+            assert "MONITOR_ALLOWED_HOSTS" in response.get_data(as_text=True)
+    assert client.get("/demo/hello", headers={"Host": host}).status_code == 200  # the host app's own routes
+
+
+def test_allowed_hosts_are_checked_at_start():
+    assert config.load({"MONITOR_ALLOWED_HOSTS": "a.example b.example,.c.example"}, environ={})[
+        "MONITOR_ALLOWED_HOSTS"] == ("a.example", "b.example", ".c.example")
+    assert config.load({}, environ={})["MONITOR_ALLOWED_HOSTS"] == ()
+    for bad in ("http://a.example", "a.example/x", "*", "a b/c"):
+        with pytest.raises(config.ConfigError, match="MONITOR_ALLOWED_HOSTS"):
+            config.load({"MONITOR_ALLOWED_HOSTS": bad}, environ={})

@@ -13,12 +13,12 @@ from flask import Blueprint, current_app, jsonify
 from ..auth.decorators import role_required
 from ..auth.guard import require_login
 from ..auth.session import COOKIE_NAME
-from ..core import capability
+from ..core import audit, capability
 from ..core import config as settings
 from ..core.errors import CODES
 from ..web.responses import register_handlers
 from . import no_store
-from .schema import BOOL, CURSOR, INT, LIMIT, NUM, STR, arr, null, obj, op, ref
+from .schema import BOOL, CURSOR, INT, LIMIT, NUM, STR, arr, null, obj, op, query, ref
 
 bp = Blueprint("monitor_openapi", __name__)
 bp.before_request(require_login)
@@ -50,6 +50,13 @@ PATHS = {
             next=null(STR), cap=INT),
         params=[LIMIT, {"name": "before", "in": "query", "required": False, "schema": CURSOR,
                         "description": "cursor: the `next` of the previous page"}])},
+    "/api/admin/audit/strangers": {"get": op(
+        "Anonymous requests (401s, failed and rate-limited logins) per minute, source address and kind",
+        "admin",
+        obj("all", rows=arr(obj("all", minute=STR, ts=INT, ip=STR, action=STR, result=STR, account=STR, count=INT)),
+            window_s=INT, retention_s=INT, rows_per_minute=INT),
+        params=[query("window", {"type": "integer", "minimum": 60, "maximum": audit.STRANGER_TTL_S, "default": 3600},
+                      "seconds back from now")])},
 }
 
 

@@ -33,7 +33,10 @@ def ref(name):
 
 ERROR_TEXT = {400: "Bad input (nothing changed)", 401: "Not logged in: no session cookie or bearer token",
               403: "Role too low, or a cookie request without its CSRF token", 404: "Not found",
-              409: "Conflicts with the current state", 503: "The shared store (Redis) is unreachable"}
+              409: "Conflicts with the current state",
+              413: "A body over MONITOR_MAX_BODY bytes (refused before it is read)",
+              415: "A body that is neither a JSON object nor a form",
+              503: "The shared store (Redis) is unreachable"}
 
 
 def _error(status):
@@ -59,8 +62,8 @@ def op(summary, role, answer, *, status=200, params=(), body=None, body_required
     """One operation: ``role`` is the least role that may call it, ``answer`` the success body schema.
 
     Every operation may answer 401 and 503; 403 where the role is above viewer; 400 where it
-    takes query parameters or a body; ``errors`` adds the operation's own (400, 404, 409); 414
-    where it takes query parameters.
+    takes query parameters or a body, 413 and 415 where it takes a body; ``errors`` adds the
+    operation's own (400, 404, 409); 414 where it takes query parameters.
     """
     success = {"description": "OK", "content": {content: {"schema": answer}}}
     if headers:
@@ -71,6 +74,8 @@ def op(summary, role, answer, *, status=200, params=(), body=None, body_required
         codes.add(403)
     if takes_query or body:
         codes.add(400)
+    if body:
+        codes |= {413, 415}
     operation = {"summary": summary, "description": f"Role: {role} or above.", "x-required-role": role,
                  "responses": {str(status): success, **{str(code): _error(code) for code in sorted(codes)}}}
     if takes_query:

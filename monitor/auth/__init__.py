@@ -8,7 +8,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from ..core.state import state
-from . import routes
+from . import limits, routes
 
 
 def init_app(app):
@@ -17,7 +17,7 @@ def init_app(app):
     # Redis down: the limits fall back to each process's memory (still limited, per worker)
     # and the user lookup itself answers 503, so no login gets through unchecked.
     limiter = Limiter(
-        get_remote_address, storage_uri=_limiter_uri(monitor.store.url),
+        get_remote_address, storage_uri=_limiter_uri(monitor.store.url), key_prefix=limits.KEY_PREFIX,
         storage_options={"socket_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
                          "socket_connect_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
                          "key_prefix": monitor.store.key("limiter")},
@@ -36,8 +36,10 @@ def init_app(app):
     monitor.urls.register(app, routes.bp)
     view = app.view_functions["monitor_auth.login"]
     failed = routes.login_failed
-    view = limiter.limit(lambda: app.config["MONITOR_LOGIN_LIMIT_ACCOUNT"], key_func=routes.account_key,
-                         methods=["POST"], deduct_when=failed, error_message=routes.TOO_MANY)(view)
+    # Shared scope: the account page's password check spends from the same bucket (limits.py).
+    view = limiter.shared_limit(lambda: app.config["MONITOR_LOGIN_LIMIT_ACCOUNT"], limits.SCOPE,
+                                key_func=routes.account_key, methods=["POST"], deduct_when=failed,
+                                error_message=routes.TOO_MANY)(view)
     view = limiter.limit(lambda: app.config["MONITOR_LOGIN_LIMIT_IP"], key_func=get_remote_address,
                          methods=["POST"], deduct_when=failed, error_message=routes.TOO_MANY)(view)
     app.view_functions["monitor_auth.login"] = view

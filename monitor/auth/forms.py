@@ -1,8 +1,10 @@
-"""The login and setup forms (Flask-WTF, so each carries its CSRF token)."""
+"""The login, setup, password and user forms (Flask-WTF, so each carries its CSRF token)."""
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
+from ..web import body
 from .session import CSRF_FIELD, CSRF_TIME_LIMIT, secret_key
 from .users import MIN_PASSWORD, NAME_RE, ROLES
 
@@ -44,3 +46,12 @@ class UserForm(MonitorForm):
     username = StringField("Name", validators=_name)
     role = SelectField("Role", choices=list(ROLES))
     password = PasswordField("Password", validators=_new_password)
+
+
+def filled(form_class):
+    """Return a ``form_class`` form: on POST filled from the body by the one parser (its text fields
+    only: a file, a number or an unknown field is a 400), else empty."""
+    form = form_class(formdata=None)
+    if request.method == "POST":
+        form.process(body.formdata(*(field.name for field in form if field.name != CSRF_FIELD)))
+    return form

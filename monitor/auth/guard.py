@@ -5,6 +5,7 @@ from wtforms.validators import ValidationError
 
 from ..core import audit
 from ..core.state import state
+from ..web import body
 from ..web.responses import error_response, wants_json
 from .session import check_csrf_token
 
@@ -13,7 +14,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 def unauthorized():
     """Answer a stranger: JSON 401, HTMX 401 with HX-Redirect, or a redirect to the login page."""
-    audit.record(state().store, "access", "unauthorized", path=request.path)
+    audit.stranger(state().store, "access", "unauthorized")
     if request.headers.get("HX-Request"):
         response = error_response(401, "unauthorized", "log in first")
         response = current_app.make_response(response)
@@ -36,7 +37,7 @@ def check_csrf():
     """Refuse a cookie-authenticated unsafe request without a valid CSRF token."""
     if request.method in SAFE_METHODS or g.get("monitor_token_auth"):
         return None
-    token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
+    token = request.headers.get("X-CSRFToken") or body.csrf_token()
     try:
         check_csrf_token(token)
     except ValidationError as exc:

@@ -7,8 +7,10 @@ from flask_login import current_user
 from ..core import audit
 from ..core.errors import Refused
 from ..core.state import state
+from ..web import body
 from ..web.responses import register_handlers
-from .forms import LoginForm, SetupForm
+from . import limits
+from .forms import LoginForm, SetupForm, filled
 from .guard import check_csrf
 from .session import log_in, log_out, users
 from .users import MIN_PASSWORD, User
@@ -16,12 +18,12 @@ from .users import MIN_PASSWORD, User
 bp = Blueprint("monitor_auth", __name__)
 register_handlers(bp)
 
-TOO_MANY = "Too many failed logins; wait a minute and try again."
+TOO_MANY = limits.TOO_MANY
 
 
 def account_key():
-    """Rate-limit key of a login attempt: the account name it tries."""
-    return "account:" + request.form.get("username", "").strip().lower()[:64]
+    """Rate-limit key of a login attempt: the account name it tries, from a form or a JSON body alike."""
+    return limits.account_key(body.peek("username"))
 
 
 def login_failed(response):
@@ -43,9 +45,9 @@ def _local_target(target):
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Show the login form; on success start a fresh server-side session."""
-    form = LoginForm()
     if current_user.is_authenticated and request.method == "GET":
         return redirect(_local_target(request.args.get("next")))
+    form = filled(LoginForm)
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("monitor/login.html", form=form), status
@@ -53,7 +55,7 @@ def login():
     name = form.username.data.strip()
     record = users().authenticate(name, form.password.data)
     if record is None:
-        audit.record(store, "login", "failed", user=name[:64])
+        audit.stranger(store, "login", "failed", account=name)
         flash("Wrong name or password.", "error")
         return render_template("monitor/login.html", form=form), 401
     if current_user.is_authenticated and current_user.session_id:
@@ -67,6 +69,7 @@ def login():
 @bp.post("/logout")
 def logout():
     """End this session on the server, so the cookie is dead even if replayed."""
+    body.fields()  # logout takes no field but the CSRF token
     if current_user.is_authenticated:
         refused = check_csrf()
         if refused is not None:
@@ -86,7 +89,7 @@ def setup():
     records = users()
     if records.count() or not records.setup_token_valid(token):
         return render_template("monitor/setup.html", form=None), 404 if not records.count() else 410
-    form = SetupForm()
+    form = filled(SetupForm)
     if not form.validate_on_submit():
         return render_template("monitor/setup.html", form=form, min_password=MIN_PASSWORD), \
             400 if request.method == "POST" else 200
@@ -105,7 +108,7 @@ def setup():
 
 @bp.errorhandler(429)
 def too_many(exc):
-    audit.record(state().store, "login", "rate_limited", user=request.form.get("username", "")[:64])
+    audit.stranger(state().store, "login", "rate_limited", account=body.peek("username"))
     flash(TOO_MANY, "error")
-    return render_template("monitor/login.html", form=LoginForm()), 429
+    return render_template("monitor/login.html", form=LoginForm(formdata=None)), 429
 

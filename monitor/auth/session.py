@@ -23,12 +23,11 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from itsdangerous import URLSafeTimedSerializer
 
 from ..core.state import state
+from ..web.body import CSRF_FIELD  # the session and form field that hold the CSRF token
 from .users import RANK, ROLES, User, Users
 
 #: The monitor's login cookie (signed; it carries the server-side session id and the CSRF secret).
 COOKIE_NAME = "monitor_session"
-#: The session and form field that hold the CSRF token.
-CSRF_FIELD = "csrf_token"
 #: The monitor's CSRF tokens live as long as its session (which ends at logout or after 12 h
 #: idle), so they carry no time limit of their own; ``None`` would mean the host's setting.
 CSRF_TIME_LIMIT = math.inf

@@ -8,13 +8,20 @@ so every older session of that user stops loading at once (a replayed cookie get
 however long it was kept alive. An API token is ``mon_<id>_<secret>``: the store keeps only
 the SHA-256 of the secret (tokens are 256-bit random, so a slow hash adds nothing), and
 shows the token once.
+
+A role change, a password change, a deletion and a new token are each one WATCH/MULTI
+transaction over the records they read, so two admins demoting each other at once cannot
+leave the console without an admin. A record that is not what this module writes (a token
+without its hash, a user without a known role) counts as absent.
 """
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
 
+import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..core.errors import Refused
@@ -32,6 +39,13 @@ SETUP_TTL_S = 24 * 3600
 TOKEN_USE_RESOLUTION_S = 60
 # A constant hash to compare against when the user does not exist, so timing tells nothing.
 _DUMMY_HASH = generate_password_hash("not-a-password")
+# Write a token's last use only while the token exists: a use that races its revocation must
+# not bring the record back.
+_TOUCH_TOKEN = """
+if redis.call('HEXISTS', KEYS[1], 'hash') == 1 then
+  redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
+end
+"""
 
 
 class User:
@@ -87,11 +101,11 @@ class Users:
         return self.r.scard(self.store.key("users"))
 
     def get(self, name):
-        """Return ``{"name", "role", "created_at"}`` or None."""
+        """Return ``{"name", "role", "created_at"}`` or None (also for a record without a known role)."""
         data = self.r.hgetall(self._user_key(name)) if name else {}
-        if not data:
+        if data.get("role") not in RANK:
             return None
-        return {"name": name, "role": data["role"], "created_at": float(data.get("created_at", 0))}
+        return {"name": name, "role": data["role"], "created_at": _number(data.get("created_at")) or 0.0}
 
     def list(self):
         names = sorted(self.r.smembers(self.store.key("users")))
@@ -109,38 +123,57 @@ class Users:
         pipe.sadd(self.store.key("users"), name)
         pipe.execute()
 
-    def _require(self, name):
-        if not self.get(name):
-            raise Refused(f"no user {name!r}", 404)
+    def _change(self, name, write, losing_admin=None):
+        """Apply ``write(pipe, token_ids)`` to user ``name`` in one transaction; 404 if no such user.
 
-    def _keep_an_admin(self, name, doing):
-        """Refuse to demote or delete the last admin: nobody could manage users any more."""
-        if self.get(name)["role"] == "admin" and sum(u["role"] == "admin" for u in self.list()) <= 1:
-            raise Refused(f"cannot {doing} the last admin; make another admin first", 409)
+        ``losing_admin`` (what the change does, e.g. "demote") refuses, 409, to take the admin
+        role from the last admin: nobody could manage users any more. Every record read is
+        WATCHed, so a concurrent change to any of them aborts the EXEC and the checks run again
+        on what is stored then.
+        """
+        users_key, user_key = self.store.key("users"), self._user_key(name)
+        tokens_key = self.store.key("user_tokens", name)
+        with self.r.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(users_key, user_key, tokens_key)
+                    role = pipe.hget(user_key, "role")
+                    if role not in RANK:
+                        raise Refused(f"no user {name!r}", 404)
+                    if losing_admin and role == "admin":
+                        others = [self._user_key(other) for other in pipe.smembers(users_key) if other != name]
+                        if others:
+                            pipe.watch(*others)
+                        if not any(pipe.hget(key, "role") == "admin" for key in others):
+                            raise Refused(f"cannot {losing_admin} the last admin; make another admin first", 409)
+                    token_ids = pipe.smembers(tokens_key)
+                    pipe.multi()
+                    write(pipe, token_ids)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def set_role(self, name, role):
         """Change a user's role; their sessions end (their tokens follow the new role)."""
-        check_role(role), self._require(name)
-        if role != "admin":
-            self._keep_an_admin(name, "demote")
-        self.r.hset(self._user_key(name), mapping={"role": role, "stamp": _stamp()})
+        check_role(role)
+        self._change(name, lambda pipe, _: pipe.hset(self._user_key(name), mapping={"role": role, "stamp": _stamp()}),
+                     losing_admin="demote" if role != "admin" else None)
 
     def set_password(self, name, password):
         """Change a user's password; their sessions end."""
-        check_password(password), self._require(name)
-        self.r.hset(self._user_key(name), mapping={
-            "password": generate_password_hash(password), "stamp": _stamp()})
+        check_password(password)
+        password_hash = generate_password_hash(password)
+        self._change(name, lambda pipe, _: pipe.hset(self._user_key(name), mapping={
+            "password": password_hash, "stamp": _stamp()}))
 
     def delete(self, name):
         """Delete a user with their tokens; their sessions stop loading."""
-        self._require(name)
-        self._keep_an_admin(name, "delete")
-        for token in self.tokens(name):
-            self.revoke_token(token["id"])
-        pipe = self.r.pipeline()
-        pipe.delete(self._user_key(name), self.store.key("user_tokens", name))
-        pipe.srem(self.store.key("users"), name)
-        pipe.execute()
+        def write(pipe, token_ids):
+            pipe.delete(self._user_key(name), self.store.key("user_tokens", name),
+                        *(self.store.key("token", token_id) for token_id in token_ids))
+            pipe.srem(self.store.key("users"), name)
+        self._change(name, write, losing_admin="delete")
 
     def authenticate(self, name, password):
         """Return the user record when the password matches, else None (in constant time)."""
@@ -172,7 +205,7 @@ class Users:
             return None
         name, _, stamp = value.rpartition(":")
         data = self.r.hgetall(self._user_key(name)) if name else {}
-        if not data or not hmac.compare_digest(data.get("stamp", ""), stamp):
+        if data.get("role") not in RANK or not hmac.compare_digest(data.get("stamp", "").encode(), stamp.encode()):
             return None
         return User(name, data["role"], session_id=session_id)
 
@@ -185,51 +218,61 @@ class Users:
 
     def create_token(self, name, label=""):
         """Create an API token for ``name``; return the token (shown once)."""
-        self._require(name)
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        pipe = self.r.pipeline()
-        pipe.hset(self.store.key("token", token_id), mapping={
-            "user": name, "hash": _digest(secret), "label": (label or "")[:64], "created_at": time.time()})
-        pipe.sadd(self.store.key("user_tokens", name), token_id)
-        pipe.execute()
+
+        def write(pipe, _):
+            pipe.hset(self.store.key("token", token_id), mapping={
+                "user": name, "hash": _digest(secret), "label": (label or "")[:64], "created_at": time.time()})
+            pipe.sadd(self.store.key("user_tokens", name), token_id)
+        self._change(name, write)  # so a token cannot outlive a user deleted meanwhile
         return f"mon_{token_id}_{secret}"
+
+    def _token(self, token_id):
+        """Return a token's record ``{"user", "hash", "label", "created_at", "last_used"}``, or None
+        when it is absent or not what ``create_token`` writes."""
+        record = self.r.hgetall(self.store.key("token", token_id))
+        created_at = _number(record.get("created_at"))
+        last_used = _number(record.get("last_used")) if record.get("last_used") else None
+        if not record.get("user") or not re.fullmatch(r"[0-9a-f]{64}", record.get("hash", "")) \
+                or created_at is None or (record.get("last_used") and last_used is None):
+            return None
+        return {**record, "created_at": created_at, "last_used": last_used}
 
     def load_token(self, token):
         """Return the User a bearer token belongs to, or None."""
         parts = (token or "").split("_", 2)
         if len(parts) != 3 or parts[0] != "mon" or not re.fullmatch(r"[0-9a-f]{12}", parts[1]):
             return None
-        record = self.r.hgetall(self.store.key("token", parts[1]))
-        if not record or not hmac.compare_digest(record["hash"], _digest(parts[2])):
+        record = self._token(parts[1])
+        if record is None or not hmac.compare_digest(record["hash"].encode(), _digest(parts[2]).encode()):
             return None
         user = self.get(record["user"])
         if not user:
             return None
         now = time.time()
-        if now - float(record.get("last_used") or 0) > TOKEN_USE_RESOLUTION_S:
-            self.r.hset(self.store.key("token", parts[1]), "last_used", now)
+        if now - (record["last_used"] or 0) > TOKEN_USE_RESOLUTION_S:
+            self.store.script(_TOUCH_TOKEN)(keys=[self.store.key("token", parts[1])], args=[now])
         return User(user["name"], user["role"], token_id=parts[1])
 
     def tokens(self, name):
         """List a user's tokens (never their secrets)."""
         result = []
         for token_id in sorted(self.r.smembers(self.store.key("user_tokens", name))):
-            record = self.r.hgetall(self.store.key("token", token_id))
-            if record:
+            record = self._token(token_id)
+            if record and record["user"] == name:
                 result.append({"id": token_id, "label": record.get("label", ""),
-                               "created_at": float(record["created_at"]),
-                               "last_used": float(record["last_used"]) if record.get("last_used") else None})
+                               "created_at": record["created_at"], "last_used": record["last_used"]})
         return result
 
     def revoke_token(self, token_id):
-        """Delete a token; return the name of its owner, or None when it did not exist."""
+        """Delete a token (a malformed record too); return its owner's name, or None when it had none."""
         key = self.store.key("token", token_id)
         owner = self.r.hget(key, "user")
+        pipe = self.r.pipeline()
+        pipe.delete(key)
         if owner:
-            pipe = self.r.pipeline()
-            pipe.delete(key)
             pipe.srem(self.store.key("user_tokens", owner), token_id)
-            pipe.execute()
+        pipe.execute()
         return owner
 
     # First-run setup
@@ -257,6 +300,15 @@ class Users:
 
 def _stamp():
     return secrets.token_hex(8)
+
+
+def _number(text):
+    """Return a stored number as a float, or None when it is absent or not a finite number."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _digest(secret):

@@ -81,6 +81,14 @@ def rate(name, value):
     return value
 
 
+def host_names(name, value):
+    """Parse a list of host names (a leading dot takes every subdomain) into a lower-case tuple."""
+    names = tuple(value) if isinstance(value, (list, tuple)) else tuple(str(value).replace(",", " ").split())
+    if not all(re.fullmatch(r"\.?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]", n) for n in names):
+        raise ValueError
+    return tuple(n.lower() for n in names)
+
+
 def http_url(name, value):
     url = optional_text(name, value)
     if url and not url.startswith(("http://", "https://")):
@@ -159,6 +167,12 @@ SETTINGS = [
             "Failed logins allowed per account name, across all workers and hosts."),
     Setting("MONITOR_LOGIN_LIMIT_IP", "20/minute", rate, "a rate such as 20/minute",
             "Failed logins allowed per client address, across all workers and hosts."),
+    Setting("MONITOR_MAX_BODY", 64 * 1024, number(1024, 16 * 1024 * 1024, int), "bytes, 1024 to 16777216",
+            "Largest request body a monitor route reads; a larger one is answered 413 unread. The "
+            "host app's own routes keep MAX_CONTENT_LENGTH."),
+    Setting("MONITOR_ALLOWED_HOSTS", (), host_names,
+            "host names separated by commas or spaces; `.example.com` takes its subdomains",
+            "Host headers the monitor's routes answer; any other gets 400. Empty: any host."),
     Setting("MONITOR_TRUST_PROXY", 0, number(0, 5, int), "a whole number of proxies, 0 to 5",
             "How many proxies in front set X-Forwarded-For/-Proto (1 on Heroku-like PaaS routers)."),
     Setting("MONITOR_CAPABILITIES", DEFAULT_CAPABILITIES, capability_paths,
@@ -226,9 +240,9 @@ def markdown_table():
                 default = "the app's instance folder"
             elif isinstance(s.default, bool):
                 default = "`on`" if s.default else "`off`"
-            elif isinstance(s.default, tuple):
+            elif s.default == DEFAULT_CAPABILITIES:
                 default = "the six built-in capabilities"
             else:
-                default = "unset" if s.default in ("", None) else f"`{s.default}`"
+                default = "unset" if s.default in ("", None, ()) else f"`{s.default}`"
             rows.append(f"| `{s.env_name}` | {default} | {s.accepts} | {s.doc} |")
     return "\n".join(rows)

@@ -8,7 +8,8 @@ is a bug and answers a logged 500 with a request id.
 
 #: The contract's error code of each status.
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 429: "rate_limited",
+         405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+         429: "rate_limited",
          500: "internal_error", 503: "unavailable"}
 
 

@@ -23,7 +23,7 @@ from flask.sansio.scaffold import find_package
 
 from . import capability, config, embedded
 from .process import MASTER_ENV
-from .secrets import secret_key
+from .secrets import PRIVATE, secret_key
 from .store import Store, safe_url
 
 #: What the master exports to its workers: its view of the settings that both sides use.
@@ -153,7 +153,7 @@ def _first_worker_report(worker, app, monitor):
     if token:
         base = app.config["MONITOR_PUBLIC_URL"] or _bind_url(worker.cfg)
         worker.log.info("monitor: no users yet; create the first admin (link works once, for 24 h): "
-                        "%s%s/setup?token=%s", base.rstrip("/"), monitor.urls.prefix, token)
+                        "%s%s/setup?token=%s", base.rstrip("/"), monitor.urls.prefix, token, extra=PRIVATE)
 
 
 def load_config(location):

@@ -74,6 +74,7 @@ class Store:
         self.redis = connect(url, timeout, retries, decode=True)
         self.raw = connect(url, timeout, retries, decode=False)
         self._ok = (0.0, False)
+        self._scripts = {}
 
     @classmethod
     def from_config(cls, config):
@@ -97,6 +98,13 @@ class Store:
         # so /health polled hard costs a worker at most half its time, not all of it.
         self._ok = (time.monotonic(), answer)
         return answer
+
+    def script(self, source):
+        """Return redis-py's ``Script`` of this Lua source on the text client (sent once, then by SHA)."""
+        found = self._scripts.get(source)
+        if found is None:
+            found = self._scripts[source] = self.redis.register_script(source)
+        return found
 
     def lock(self, *parts, timeout, token=None):
         """Return redis-py's ``Lock`` on ``key(*parts)``, holding ``token`` for every thread.

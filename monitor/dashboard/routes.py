@@ -111,7 +111,7 @@ def panel_action(name, action):
     role, method = found.actions[action]
     if not current_user.can(role):
         return error_response(403, "forbidden", f"this needs the {role} role")
-    return found.act(state(), method, request.form, request.args)
+    return found.act(state(), method, request.args)
 
 
 @bp.get("/alerts-badge")

@@ -6,13 +6,15 @@ a new API token is the exception: the answer shows it once and it is never store
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
+from ..auth import limits
 from ..auth.decorators import role_required
-from ..auth.forms import PasswordForm, UserForm
+from ..auth.forms import PasswordForm, UserForm, filled
 from ..auth.session import log_in, users
 from ..auth.users import ROLES, User
 from ..core import audit
 from ..core.errors import Refused
 from ..core.state import state
+from ..web import body
 from ..web.responses import error_response
 from .routes import bp, nav_links
 
@@ -55,7 +57,7 @@ def users_page():
 @role_required("admin")
 def create_user():
     """Create a user from the form."""
-    form = UserForm()
+    form = filled(UserForm)
     if not form.validate_on_submit():
         return _page(form=form, status=400)
     name, role = form.username.data, form.role.data
@@ -67,7 +69,7 @@ def create_user():
 @role_required("admin")
 def set_role(name):
     """Change a user's role; their sessions end."""
-    role = request.form.get("role", "")
+    role = body.fields(role=body.text()).get("role", "")
     return _apply("user.set_role", lambda: users().set_role(name, role),
                   f"{name} is now {role}; their sessions ended.", name=name, role=role)
 
@@ -76,6 +78,7 @@ def set_role(name):
 @role_required("admin")
 def delete_user(name):
     """Delete a user with their tokens; their sessions end."""
+    body.fields()
     return _apply("user.delete", lambda: users().delete(name), f"Deleted {name}.", name=name)
 
 
@@ -83,7 +86,7 @@ def delete_user(name):
 @role_required("admin")
 def create_token(name):
     """Create an API token and show it this once."""
-    label = request.form.get("label", "").strip()[:64]
+    label = body.fields(label=body.text(64)).get("label", "").strip()
     try:
         token = users().create_token(name, label)
     except Refused as exc:
@@ -96,6 +99,7 @@ def create_token(name):
 @role_required("admin")
 def revoke_token(token_id):
     """Revoke an API token."""
+    body.fields()
     owner = users().revoke_token(token_id)
     if owner is None:
         audit.record(state().store, "token.revoke", "refused", token=token_id[:16])
@@ -116,6 +120,7 @@ def audit_page():
         return error_response(400, "bad_request", str(exc))
     older = entries[-1]["id"] if len(entries) == AUDIT_PAGE else None
     return render_template("monitor/audit.html", entries=entries, older=older, cap=audit.AUDIT_CAP,
+                           strangers=audit.strangers(state().store), stranger_hours=audit.STRANGER_TTL_S // 3600,
                            links=nav_links(current_user))
 
 
@@ -125,12 +130,17 @@ def account():
     """Change one's own password; every other session of this user ends."""
     if not (current_user.session_id or current_user.token_id):
         return error_response(403, "forbidden", "this account's password is kept by the host app, not here")
-    form = PasswordForm()
+    form = filled(PasswordForm)
     if not form.validate_on_submit():
         return render_template("monitor/account.html", form=form, links=nav_links(current_user)), \
             400 if request.method == "POST" else 200
     records, name, role = users(), current_user.name, current_user.role
-    if records.authenticate(name, form.current.data) is None:
+    try:
+        record = limits.check_password(name, form.current.data)
+    except Refused:
+        audit.record(state().store, "user.password", "rate_limited", name=name)
+        raise
+    if record is None:
         audit.record(state().store, "user.password", "refused", name=name, reason="wrong current password")
         form.current.errors.append("That is not your current password.")
         return render_template("monitor/account.html", form=form, links=nav_links(current_user)), 400

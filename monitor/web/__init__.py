@@ -1,1 +1,1 @@
-"""Web plumbing shared by the monitor's blueprints: security headers, error answers, panels."""
+"""Web plumbing of the monitor's blueprints: security headers and guard, request bodies, errors, panels."""

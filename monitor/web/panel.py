@@ -12,10 +12,11 @@ class Panel:
     its polling URL and in the page's URL, so a reload or a shared link shows the same view.
     ``actions`` maps an action name to ``(role, method_name)``; the dashboard routes
     ``POST /admin/panels/<name>/<action>`` to that method after checking the role. The
-    method takes the form data and returns a message shown in the refreshed panel; a
-    ``Refused`` it raises is shown as the panel's error, with its status. ``parts`` maps a
-    part name to a method ``(monitor, args)`` answering ``GET /admin/panels/<name>/<part>``
-    with a fragment of the panel (or None: 204, nothing new).
+    method reads its fields with ``monitor.web.body.fields`` (the one parser of request
+    bodies) and returns a message shown in the refreshed panel; a ``Refused`` it raises is
+    shown as the panel's error, with its status. ``parts`` maps a part name to a method
+    ``(monitor, args)`` answering ``GET /admin/panels/<name>/<part>`` with a fragment of the
+    panel (or None: 204, nothing new).
     """
 
     name = ""
@@ -43,7 +44,7 @@ class Panel:
         return url_for("monitor_dashboard.panel", name=self.name, **self.kept(args), **extra)
 
     def context(self, monitor, args):
-        """Return the template context of this panel for the request's query ``args``."""
+        """Return the template context of this panel for the request's query ``args`` (read by name)."""
         return {}
 
     def render(self, monitor, args, message=None, error=None):
@@ -57,10 +58,10 @@ class Panel:
         """Render a part of this panel that polls on its own (see ``parts``)."""
         return Markup(render_template(template, panel=self, args=args, **context))
 
-    def act(self, monitor, method, form, args):
+    def act(self, monitor, method, args):
         """Run action ``method`` and answer the refreshed panel: its message, or its refusal."""
         try:
-            message = getattr(self, method)(monitor, form)
+            message = getattr(self, method)(monitor)
         except Refused as exc:
             return self.render(monitor, args, error=exc.detail), exc.status
         return self.render(monitor, args, message=message)

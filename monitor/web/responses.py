@@ -5,10 +5,12 @@ answers its status and code, a Redis outage 503 with ``Retry-After``, an ``HTTPE
 its own status, and anything else (a bug) a logged 500 that names the request id.
 """
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from flask import jsonify, render_template, request
+from flask import jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from ..core.errors import CODES, Refused
 from ..core.state import state
@@ -75,13 +77,17 @@ def register_handlers(blueprint):
 
 
 def routing_error(req):
-    """Answer a 404/405 that routing raised under the API as JSON (with ``Allow`` on 405).
+    """Answer a 404/405 that routing raised under the API as JSON (with ``Allow`` on 405), and
+    routing's redirects (``/admin`` → ``/admin/``) with a path alone, never the request's Host.
 
     Flask raises routing errors outside any blueprint, so the handlers above never see
     them: the monitor's request hook calls this for its own paths; the host app's own 404s
     are left alone.
     """
     exc = req.routing_exception
+    if isinstance(exc, RequestRedirect):
+        target = urlsplit(exc.new_url)
+        return redirect(urlunsplit(("", "", target.path, target.query, "")), exc.code)
     if exc is None or getattr(exc, "code", 0) < 400:
         return None
     if not state().urls.is_json_route(req.path):

@@ -1,17 +1,20 @@
-"""Security headers, a per-request CSP nonce, cross-site refusal and proxy trust.
+"""Security headers, a per-request CSP nonce, cross-site refusal, the blueprints' guard and proxy trust.
 
 Only the monitor's own routes get these headers: the host app's pages keep the policy
 their authors chose. The CSP forbids inline scripts except the one carrying this
 request's nonce; htmx runs with eval and script tags off (see base.html).
 The monitor's request hooks (``hooks.py``) call :func:`refuse_cross_site` and
-:func:`add_headers` for its own paths only.
+:func:`add_headers` for its own paths only; :func:`guard` runs first on each of the
+monitor's blueprints, so the host app's requests never pay for it.
 """
 import secrets
 
-from flask import g
+from flask import current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.sansio.utils import host_is_trusted
 
-from .responses import error_response
+from ..core.errors import Refused
+from .responses import error_response, refused
 
 CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -41,6 +44,24 @@ def refuse_cross_site(req):
     return None
 
 
+def guard():
+    """Refuse a Host outside MONITOR_ALLOWED_HOSTS (400) and a body over MONITOR_MAX_BODY (413), unread.
+
+    The cap also bounds a body sent without ``Content-Length`` (chunked): reading past it is a 413.
+    """
+    config = current_app.config
+    allowed = config["MONITOR_ALLOWED_HOSTS"]
+    if allowed and not host_is_trusted(request.host, allowed):
+        return refused(Refused("this host name is not one of MONITOR_ALLOWED_HOSTS"))
+    limit = config["MONITOR_MAX_BODY"]
+    # One byte over, so that a chunked body past the cap reads as longer than it (body.py refuses
+    # it) rather than silently cut at it.
+    request.max_content_length = limit + 1
+    if (request.content_length or 0) > limit:
+        return refused(Refused(f"the body is larger than {limit} bytes (MONITOR_MAX_BODY)", 413))
+    return None
+
+
 def add_headers(response, req):
     """Put the security headers on a response of an own route."""
     headers = response.headers
@@ -58,9 +79,11 @@ def template_context():
 
 
 def init_app(app, names):
-    """Trust the proxies MONITOR_TRUST_PROXY names; give the blueprints ``names`` the CSP nonce."""
+    """Trust the proxies MONITOR_TRUST_PROXY names; give the blueprints ``names`` the CSP nonce,
+    and :func:`guard` first of their ``before_request`` hooks (call it after the others are in)."""
     trusted = app.config["MONITOR_TRUST_PROXY"]
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
     for name in names:
         app.template_context_processors.setdefault(name, []).append(template_context)
+        app.before_request_funcs.setdefault(name, []).insert(0, guard)

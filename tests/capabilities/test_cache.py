@@ -135,8 +135,8 @@ def test_clear_namespace_then_all_leaves_everything_else(app, client, auth, make
     prefix = cache_prefix(state(app).store)
     assert removed == {prefix + "demo"} | {f"{prefix}demo:{i}" for i in range(30)}
     assert survivors <= after
-    response = auth.post("/api/admin/cache/clear", json={})
-    assert response.get_json()["cleared"] == 6
+    response = auth.post("/api/admin/cache/clear", json={"all": True})
+    assert response.get_json() == {"cleared": 6, "namespace": None}
     assert not list(store.redis.scan_iter(match=prefix + "*"))
     assert survivors <= set(store.redis.scan_iter(match="*"))
     users = [json.loads(e["detail"]) for _, e in store.redis.xrange(store.key("audit"))
@@ -146,7 +146,8 @@ def test_clear_namespace_then_all_leaves_everything_else(app, client, auth, make
 
 @pytest.mark.parametrize("body", [
     {"namespace": ""}, {"namespace": 5}, {"namespace": "a:b"}, {"namespace": "a/b"},
-    {"namespace": "x" * 201}, {"namespace": "bad\n"}, {"scope": "demo"}, [1], "text"])
+    {"namespace": "x" * 201}, {"namespace": "bad\n"}, {"scope": "demo"}, [1], "text",
+    {}, {"namespace": None}, {"all": False}, {"all": "yes"}, {"all": 1}, {"all": True, "namespace": "demo"}])
 def test_bad_bodies_400_and_nothing_deleted(app, client, auth, make_user, store, body):
     survivors = seed(store, state(app).cache, app)
     auth.login(make_user("operator"))
@@ -154,6 +155,28 @@ def test_bad_bodies_400_and_nothing_deleted(app, client, auth, make_user, store,
     response = auth.post("/api/admin/cache/clear", data=json.dumps(body), content_type="application/json")
     assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
     assert removed_keys(store, before) == set() and survivors <= set(before)
+
+
+@pytest.mark.parametrize("form, status, cleared", [
+    ({"namespace": "nonexistent"}, 200, 0),   # the field is read: only that (empty) namespace goes
+    ({"namespace": "demo"}, 200, 31),
+    ({"all": "1"}, 200, 37),
+    ({}, 400, None),                          # nothing named is not "everything"
+    ({"namespace": "bad:ns", "extra": "x"}, 400, None),
+    ({"namespace": "demo", "extra": "x"}, 400, None),
+])
+def test_a_form_body_is_read_like_json(app, client, auth, make_user, store, form, status, cleared):
+    """Issue 13, finding 4: a form body (as the README allows) was read as an empty JSON body, so
+    ``namespace=nonexistent`` cleared the whole app cache and an unknown field passed."""
+    seed(store, state(app).cache, app)
+    auth.login(make_user("operator"))
+    before = every_key(store)
+    response = client.post("/api/admin/cache/clear", data={"csrf_token": auth.csrf, **form})
+    assert response.status_code == status, response.get_json()
+    if cleared is None:
+        assert response.get_json()["error"] == "bad_request" and removed_keys(store, before) == set()
+    else:
+        assert response.get_json()["cleared"] == cleared == len(removed_keys(store, before))
 
 
 def test_glob_characters_in_namespace_match_literally(app, store):

@@ -114,8 +114,11 @@ def test_the_cluster_panel_says_an_operations_progress_once(client, auth, make_u
     ({"mode": "restart-all"}, 400, "mode must be one of"),
     ({}, 400, "mode must be one of"),
     ({"mode": "worker"}, 400, "needs pid"),
-    ({"mode": "worker", "pid": -3}, 400, "needs pid"),
-    ({"mode": "worker", "pid": True}, 400, "needs pid"),
+    ({"mode": "worker", "pid": -3}, 400, "pid must be between 1 and"),
+    ({"mode": "worker", "pid": True}, 400, "pid must be a whole number"),
+    ({"mode": "worker", "pid": "²"}, 400, "pid must be a whole number"),
+    ({"mode": "worker", "pid": "9" * 5000}, 400, "pid must be a whole number"),
+    ({"mode": "worker", "pid": 2**31}, 400, "pid must be between 1 and"),
     ({"mode": "rolling", "pid": 12}, 400, "only accepted with mode worker"),
     ({"mode": "rolling", "host": ""}, 400, "host must be"),
     ({"mode": "rolling", "host": ["a"]}, 400, "host must be"),
@@ -128,6 +131,26 @@ def test_restart_refuses_bad_requests(client, store, make_user, body, code, deta
     response = client.post("/api/admin/cluster/restart", json=body, headers=bearer(operator))
     assert response.status_code == code, response.get_data(as_text=True)
     assert detail in response.get_json()["detail"]
+    assert store.redis.get(store.key("cluster", "lock")) is None
+
+
+@pytest.mark.parametrize("raw", [b'{"mode": "worker", "pid": ' + b"9" * 5000 + b"}",
+                                 b'{"mode": "worker", "pid": 1e999999}',
+                                 b'{"mode": "worker", "pid": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
+def test_restart_refuses_numbers_python_cannot_hold_and_deep_nesting(client, store, make_user, raw):
+    """Issue 13, finding 11: a 5,000-digit pid, an infinite one, or a deeply nested value: 400, never 500."""
+    response = client.post("/api/admin/cluster/restart", data=raw, content_type="application/json",
+                           headers=bearer(make_user("operator")))
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
+    assert store.redis.get(store.key("cluster", "lock")) is None
+
+
+@pytest.mark.parametrize("pid", ["²", "9" * 5000, "٣", " 7", "1_0"])
+def test_the_panel_form_refuses_a_pid_that_is_not_ascii_digits(client, auth, store, make_user, pid):
+    """Issue 13, finding 11, through the panel's form: the same field check as the API's."""
+    auth.login(make_user("operator"))
+    response = auth.post("/admin/panels/cluster/restart", data={"mode": "worker", "pid": pid})
+    assert response.status_code == 400 and "pid must be a whole number" in response.get_data(as_text=True)
     assert store.redis.get(store.key("cluster", "lock")) is None
 
 

@@ -1,5 +1,6 @@
 """The log handler, the capped stream, GET logs and the logs panel (real Redis, real gunicorn)."""
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -9,6 +10,7 @@ from bs4 import BeautifulSoup
 
 from monitor.capabilities.logs import query as logs
 from monitor.capabilities.logs.handler import stream_key
+from monitor.core.secrets import PRIVATE
 from monitor.core.state import state
 from support import bearer, wait_until
 
@@ -56,6 +58,16 @@ def test_records_are_shipped_with_fields_and_filtered(app, store, test_log):
     assert logs.query(store, q=marker, host="otherhost")["entries"] == []
     assert len(logs.query(store, q=marker, pid=third["pid"])["entries"]) == 3
     assert logs.query(store, q=marker.upper())["entries"] == found["entries"]
+
+
+def test_a_record_marked_private_reaches_the_terminal_but_not_the_stream(app, store, test_log, caplog):
+    """Issue 13, finding 13: the setup link's token went into the shared stream every viewer reads."""
+    marker = uuid.uuid4().hex
+    test_log.info("setup link %s", marker, extra=PRIVATE)
+    test_log.info("ordinary %s", marker)
+    ship(app)
+    assert [e["message"] for e in logs.query(store, q=marker)["entries"]] == [f"ordinary {marker}"]
+    assert f"setup link {marker}" in caplog.text  # the other handlers (the terminal's) still get it
 
 
 def test_cursor_pagination_walks_newest_first(app, store, test_log):
@@ -205,8 +217,17 @@ def test_the_tail_fetches_only_the_lines_after_its_cursor(app, client, auth, mak
 
 
 def _hold_a_worker(server, ms):
-    """Keep one sync worker busy for ``ms`` so the next request goes to another."""
-    thread = threading.Thread(target=server.get, args=("/demo/sleep",), kwargs={"params": {"ms": ms}}, daemon=True)
+    """Keep one sync worker busy for ``ms`` so the next request goes to another: it has accepted a
+    request whose headers are still arriving (``/demo/sleep`` stops at 1 s)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"GET /demo/hello HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+
+    def finish():
+        time.sleep(ms / 1000)
+        sock.sendall(b"\r\n")
+        sock.recv(4096)
+        sock.close()
+    thread = threading.Thread(target=finish, daemon=True)
     thread.start()
     time.sleep(0.3)  # let a worker accept it
     return thread

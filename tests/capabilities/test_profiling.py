@@ -67,6 +67,8 @@ def test_session_across_two_workers_merges_both(gunicorn, make_user, store):
     report = server.get(stopped["report_url"], headers=admin)
     assert report.status_code == 200 and report.headers["Content-Type"].startswith("text/html")
     assert report.headers["Content-Security-Policy"].startswith("sandbox allow-scripts;")
+    assert "frame-ancestors 'none'" in report.headers["Content-Security-Policy"]  # issue 13, finding 15
+    assert report.headers["X-Frame-Options"] == "DENY"
     assert '"identifier": "hello\\u0000' in report.text and '"identifier": "sleep\\u0000' in report.text
     assert "monitor/dev/demo.py" in report.text
 
@@ -233,6 +235,14 @@ def test_profile_query_gives_an_admin_that_requests_report(client, make_user):
     plain = client.get("/demo/hello?_profile=1", headers=bearer(make_user("operator")))
     assert plain.get_json() == {"message": "hello"}
     assert client.get("/demo/hello?_profile=1").get_json() == {"message": "hello"}
+
+
+def test_a_one_request_report_cannot_be_framed(client, make_user):
+    """Issue 13, finding 15: the ``?_profile=1`` report lacked frame-ancestors and X-Frame-Options."""
+    page = client.get("/demo/hello?_profile=1", headers=bearer(make_user("admin")))
+    policy = {part.split()[0]: part.split()[1:] for part in page.headers["Content-Security-Policy"].split(";")}
+    assert policy["frame-ancestors"] == ["'none'"] and policy["sandbox"] == ["allow-scripts"]
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_profiled_request_that_raises_stops_its_profiler(app, client, make_user):

@@ -7,6 +7,7 @@ from flask_login import current_user
 from ...auth.decorators import role_required
 from ...core.errors import Refused
 from ...core.state import state
+from ...web import body
 
 ALERT_ID_RE = re.compile(r"^[a-z0-9_]{1,40}-\d{1,12}$")
 
@@ -24,6 +25,7 @@ def register(bp, capability):
     @role_required("operator")
     def alerts_ack(alert_id):
         """Acknowledge an active alert."""
+        body.fields()
         if not ALERT_ID_RE.match(alert_id):
             raise Refused("an alert id looks like error_rate-1700000000")
         return jsonify(capability.acknowledge(state(), alert_id, current_user.name))

@@ -1,10 +1,10 @@
 """JSON API: app-cache statistics and scoped clearing."""
 from flask import jsonify
 
-from ...api.args import int_arg, json_body
+from ...api.args import int_arg
 from ...auth.decorators import role_required
-from ...core.errors import Refused
 from ...core.state import state
+from ...web import body
 from . import query
 from .ship import BUCKET_S, MAX_WINDOW_S
 
@@ -22,10 +22,6 @@ def register(bp):
     @bp.post("/cache/clear")
     @role_required("operator")
     def cache_clear():
-        """Delete the app cache's keys, or one namespace's; answer the count."""
-        body = json_body()
-        unknown = set(body) - {"namespace"}
-        if unknown:
-            raise Refused(f"unknown field(s) {', '.join(sorted(unknown))}; accepted: namespace")
-        namespace = query.check_namespace(body.get("namespace"))
+        """Delete one namespace's keys (``namespace``) or the whole app cache's (``all: true``); answer the count."""
+        namespace = query.clear_target(body.fields(**query.CLEAR_FIELDS))
         return jsonify({"cleared": query.clear(state(), namespace), "namespace": namespace})

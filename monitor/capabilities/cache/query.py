@@ -5,6 +5,7 @@ import time
 from ...core import audit
 from ...core.cache import SEPARATOR, namespace, prefix
 from ...core.errors import Refused
+from ...web import body
 from .ship import BUCKET_S, stats_key
 
 #: Default hit-rate window, in seconds.
@@ -90,6 +91,24 @@ def check_namespace(value):
             or not value.isprintable():
         raise Refused("namespace must be a string of 1 to 200 printable characters without ':' or '/'")
     return value
+
+
+#: The body of a clear, from the API or the panel: one namespace, or everything asked for by name.
+CLEAR_FIELDS = {"namespace": body.text(), "all": body.flag()}
+
+
+def clear_target(fields):
+    """Return the namespace a clear's body names, or None when it asks for all (``all: true``); else refuse.
+
+    A body without either is refused rather than read as "everything": a form that lost its
+    field, or a body read as empty, must not empty the app cache.
+    """
+    namespace, everything = fields.get("namespace"), fields.get("all", False)
+    if everything and namespace is not None:
+        raise Refused("send either namespace or all: true, not both")
+    if not everything and namespace is None:
+        raise Refused("name the namespace to clear, or send all: true to clear the whole app cache")
+    return None if everything else check_namespace(namespace)
 
 
 def clear(monitor, ns=None):

@@ -22,10 +22,18 @@ def paths(config):
                 query("window", {"type": "integer", "minimum": 60, "maximum": 86400, "default": 3600},
                       "hit-rate window, in seconds")])},
         "/api/admin/cache/clear": {"post": op(
-            "Delete the app cache's keys (all, or one namespace); never the monitor's own data", "operator",
+            "Delete the app cache's keys (one namespace, or all); never the monitor's own data", "operator",
             obj("all", cleared=INT, namespace=null(STR)),
-            body={"type": "object", "additionalProperties": False, "properties": {
-                "namespace": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
-                          "pattern": r"^[^:/\x00-\x1f\x7f-\x9f]+$",
-                              "description": "printable characters, no ':' or '/'"}}})},
+            body={"oneOf": [
+                {"type": "object", "additionalProperties": False, "required": ["namespace"], "properties": {
+                    "namespace": {"type": "string", "minLength": 1, "maxLength": 200,
+                                  "pattern": r"^[^:/\x00-\x1f\x7f-\x9f]+$",
+                                  "description": "printable characters, no ':' or '/'"},
+                    "all": {"enum": [False, None]}}},
+                {"type": "object", "additionalProperties": False, "required": ["all"], "properties": {
+                    "all": {"const": True, "description": "clear the whole app cache"},
+                    "namespace": {"type": "null"}}}],
+                "description": "One namespace to clear, or `all: true` for the whole app cache. A body with "
+                               "neither is refused (400), so a lost field never clears everything."},
+            body_required=True)},
     }

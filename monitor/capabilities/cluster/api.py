@@ -2,10 +2,10 @@
 from flask import jsonify, url_for
 from flask_login import current_user
 
-from ...api.args import json_body
 from ...auth.decorators import role_required
 from ...core.errors import Refused
 from ...core.state import state
+from ...web import body
 from . import operations, registry
 
 
@@ -27,7 +27,7 @@ def register(bp):
     @role_required("operator")
     def cluster_restart():
         """Start a restart operation; answer 202 with its id."""
-        mode, host, pid = operations.parse_request(json_body())
+        mode, host, pid = operations.parse_request(body.fields(**operations.RESTART_FIELDS))
         record = operations.start_operation(state(), mode, host, pid, user=current_user.name)
         response = jsonify({"operation_id": record["id"], "status": record["status"], "hosts": record["hosts"]})
         response.status_code = 202

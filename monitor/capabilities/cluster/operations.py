@@ -14,6 +14,7 @@ from ...core import audit
 from ...core.commands import host_target
 from ...core.errors import Refused
 from ...core.store import release, renew
+from ...web import body
 from .registry import hosts, workers
 
 #: Modes of ``POST cluster/restart``.
@@ -100,25 +101,21 @@ def _targets(store, mode, host, pid):
     return [host]
 
 
-def parse_request(body):
-    """Return ``(mode, host, pid)`` from a restart request body, or refuse it."""
-    mode = body.get("mode")
+#: The body of a restart request, from the API or the panel (``monitor.web.body.fields``).
+RESTART_FIELDS = {"mode": body.text(), "host": body.text(255), "pid": body.whole(1, 2**31 - 1)}
+
+
+def parse_request(fields):
+    """Return ``(mode, host, pid)`` from a restart request's fields (``RESTART_FIELDS``), or refuse it."""
+    mode, host, pid = fields.get("mode"), fields.get("host"), fields.get("pid")
     if mode not in MODES:
         raise Refused(f"mode must be one of {', '.join(MODES)}")
-    host, pid = body.get("host"), body.get("pid")
-    if host is not None and (not isinstance(host, str) or not host.strip() or len(host) > 255):
+    if host is not None and not host.strip():
         raise Refused("host must be a non-empty host name")
-    if mode == "worker":
-        if isinstance(pid, str) and re.fullmatch(r"[0-9]{1,10}", pid.strip()):
-            pid = int(pid)
-        elif isinstance(pid, float) and pid.is_integer():  # JSON 454.0 is the whole number 454
-            pid = int(pid)
-        if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
-            raise Refused("mode worker needs pid, a positive whole number")
-    elif pid not in (None, ""):
+    if mode == "worker" and pid is None:
+        raise Refused("mode worker needs pid, a positive whole number")
+    if mode != "worker" and pid is not None:
         raise Refused(f"pid is only accepted with mode worker, not {mode}")
-    else:
-        pid = None
     return mode, host.strip() if host else None, pid
 
 

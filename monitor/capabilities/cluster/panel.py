@@ -1,6 +1,7 @@
 """The cluster panel: hosts, workers, restart actions and the running operation's progress."""
 from flask_login import current_user
 
+from ...web import body
 from ...web.panel import Panel
 from . import operations
 from .api import status
@@ -16,9 +17,8 @@ class ClusterPanel(Panel):
                 "operations": operations.recent_operations(monitor.store),
                 "can_operate": current_user.can("operator")}
 
-    def restart(self, monitor, form):
+    def restart(self, monitor):
         """Start the operation the form names (its fields are those of ``POST cluster/restart``)."""
-        body = {key: form.get(key) or None for key in ("mode", "host", "pid")}
-        mode, host, pid = operations.parse_request(body)
+        mode, host, pid = operations.parse_request(body.fields(**operations.RESTART_FIELDS))
         record = operations.start_operation(monitor, mode, host, pid, user=current_user.name)
         return f"{mode} started (operation {record['id']})"

@@ -48,10 +48,10 @@ def paths(config):
             obj("all", operation_id=STR, status=STR, hosts=arr(STR)), status=202, errors=(404, 409),
             headers={"Location": {"schema": STR, "description": "the operation's URL"}}, body_required=True,
             body={"oneOf": [
-                {"type": "object", "required": ["mode", "pid"], "properties": {
+                {"type": "object", "required": ["mode", "pid"], "additionalProperties": False, "properties": {
                     "mode": {"const": "worker"}, "pid": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                     "host": RESTART_HOST}},
-                {"type": "object", "required": ["mode"], "properties": {
+                {"type": "object", "required": ["mode"], "additionalProperties": False, "properties": {
                     "mode": {"type": "string", "enum": ["rolling", "reload", "add", "remove"]},
                     "pid": {"type": "null", "description": "only with mode worker"}, "host": RESTART_HOST}}]})},
         "/api/admin/cluster/operations/{operation_id}": {"get": op(

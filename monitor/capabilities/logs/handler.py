@@ -18,6 +18,7 @@ import os
 import threading
 
 from ...core.flusher import Flusher
+from ...core.secrets import PRIVATE
 from ...web.request_id import request_id
 
 #: Level numbers by name, lowest first.
@@ -32,6 +33,9 @@ MAX_EXC = 16000
 SHIP_BATCH = 5000
 #: Stream retention: the key expires this long after the last record shipped.
 TTL_S = 30 * 86400
+
+#: The attribute of a record that carries a secret (``core.secrets.PRIVATE``): never shipped.
+PRIVATE_MARK = next(iter(PRIVATE))
 
 _busy = threading.local()
 _formatter = logging.Formatter()
@@ -56,7 +60,7 @@ class StreamHandler(logging.Handler):
     def emit(self, record):
         # A record logged while this thread is already inside emit (or by the Redis client)
         # would loop back here; drop it instead.
-        if getattr(_busy, "active", False) or record.name.startswith(SKIP):
+        if getattr(_busy, "active", False) or record.name.startswith(SKIP) or hasattr(record, PRIVATE_MARK):
             return
         _busy.active = True
         try:

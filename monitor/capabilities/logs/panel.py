@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ...core.audit import CURSOR_RE
 from ...core.errors import Refused
+from ...web import body
 from ...web.panel import Panel
 from . import query
 from .handler import LEVELS
@@ -77,10 +78,11 @@ class LogsPanel(Panel):
         return self.render_part("monitor/panels/_logs_tail.html", args, entries=entries, tail_poll=TAIL_POLL,
                                 cursor=_newest(head, newest, after), stats=query.stats(monitor.store))
 
-    def ack(self, monitor, form):
+    def ack(self, monitor):
         """Acknowledge the alert the form names."""
+        alert_id = body.fields(id=body.text(80)).get("id", "")
         alerts = monitor.capabilities.get("alerts")
         if alerts is None:
             raise Refused("alerts are not enabled", 404)
-        alert = alerts.acknowledge(monitor, form.get("id", ""), current_user.name)
+        alert = alerts.acknowledge(monitor, alert_id, current_user.name)
         return f"acknowledged {alert['title']}"

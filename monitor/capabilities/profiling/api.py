@@ -2,11 +2,11 @@
 from flask import Response, url_for
 from flask_login import current_user
 
-from ...api.args import json_body, json_int
 from ...auth.decorators import role_required
 from ...core.errors import Refused
 from ...core.state import state
-from . import render, sessions
+from ...web import body
+from . import memory, render, sessions
 
 
 def with_links(summary):
@@ -37,18 +37,16 @@ def register(bp):
     @bp.post("/profiler/cpu/start")
     @role_required("admin")
     def profiler_cpu_start():
-        body = json_body()
-        duration = sessions.parse_duration(json_int(body, "duration_s"))
-        target = sessions.parse_target(body.get("target"))
+        fields = body.fields(**sessions.START_FIELDS)
+        duration = sessions.parse_duration(fields.get("duration_s"))
+        target = sessions.parse_target(fields.get("target"))
         sid = state().cpu_profiler.start(duration, target, current_user.name)
         return {"session_id": sid, "status": "running", "target": target, "duration_s": duration}, 202
 
     @bp.post("/profiler/cpu/stop")
     @role_required("admin")
     def profiler_cpu_stop():
-        sid = json_body().get("session_id")
-        if sid is not None and not isinstance(sid, str):
-            raise Refused("session_id must be a string")
+        sid = body.fields(**sessions.STOP_FIELDS).get("session_id")
         return with_links(state().cpu_profiler.stop(sid))
 
     @bp.get("/profiler/sessions")
@@ -78,16 +76,17 @@ def register(bp):
     @bp.post("/profiler/memory/snapshot")
     @role_required("admin")
     def profiler_memory_snapshot():
-        return state().memory_profiler.snapshot(json_body().get("target"))
+        return state().memory_profiler.snapshot(body.fields(**memory.SNAPSHOT_FIELDS).get("target"))
 
     @bp.post("/profiler/memory/start")
     @role_required("admin")
     def profiler_memory_start():
-        body = json_body()
-        memory = state().memory_profiler
-        return memory.start(body.get("target"), memory.parse_max(json_int(body, "max_duration_s"))), 202
+        fields = body.fields(**memory.TRACE_FIELDS)
+        profiler = state().memory_profiler
+        return profiler.start(fields.get("target"), profiler.parse_max(fields.get("max_duration_s"))), 202
 
     @bp.post("/profiler/memory/stop")
     @role_required("admin")
     def profiler_memory_stop():
+        body.fields()
         return state().memory_profiler.stop()

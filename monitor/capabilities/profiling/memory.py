@@ -22,6 +22,7 @@ from ...core import audit
 from ...core.commands import worker_target
 from ...core.errors import Refused
 from ...core.store import release
+from ...web import body
 from ..cluster import registry
 from .sessions import parse_seconds
 
@@ -34,6 +35,9 @@ KEEP = 5
 LOCK_GRACE_S = 30
 #: How long a command to another worker may take to come back.
 COMMAND_TIMEOUT_S = 15
+#: The bodies of a heap summary and of a trace's start, from the API or the panel.
+SNAPSHOT_FIELDS = {"target": body.text()}
+TRACE_FIELDS = {"target": body.text(), "max_duration_s": body.whole(-2**31, 2**31)}
 #: Allocations made by the tracing machinery itself are left out of the diff.
 _OWN_FILES = (tracemalloc.__file__, linecache.__file__, __file__)
 

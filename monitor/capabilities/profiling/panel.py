@@ -5,9 +5,10 @@ from flask import session
 from flask_login import current_user
 
 from ...core.errors import Refused
+from ...web import body
 from ...web.format import fmt_count
 from ...web.panel import Panel
-from . import sessions
+from . import memory, sessions
 from .api import with_links
 
 #: Results a viewer dismissed, kept in their session (the newest few).
@@ -42,32 +43,35 @@ class ProfilingPanel(Panel):
             "duration_max": sessions.DURATION_MAX, "trace_max": mem.max_s,
         }
 
-    def cpu_start(self, monitor, form):
-        duration = sessions.parse_duration(form.get("duration_s") or None)
-        target = sessions.parse_target(form.get("target") or None)
+    def cpu_start(self, monitor):
+        fields = body.fields(**sessions.START_FIELDS)
+        duration = sessions.parse_duration(fields.get("duration_s"))
+        target = sessions.parse_target(fields.get("target"))
         sid = monitor.cpu_profiler.start(duration, target, current_user.name)
         return f"CPU session {sid} started on {target} for {duration} s."
 
-    def cpu_stop(self, monitor, form):
-        summary = monitor.cpu_profiler.stop(form.get("session_id") or None)
+    def cpu_stop(self, monitor):
+        summary = monitor.cpu_profiler.stop(body.fields(**sessions.STOP_FIELDS).get("session_id"))
         return f"CPU session {summary['session_id']}: {summary['status']}, {fmt_count(summary['requests'], 'request')}."
 
-    def heap(self, monitor, form):
-        found = monitor.memory_profiler.snapshot(form.get("target") or None)
+    def heap(self, monitor):
+        found = monitor.memory_profiler.snapshot(body.fields(**memory.SNAPSHOT_FIELDS).get("target"))
         return f"Heap summary of {found['worker']}: {fmt_count(found['objects'], 'object')}."
 
-    def trace_start(self, monitor, form):
+    def trace_start(self, monitor):
+        fields = body.fields(**memory.TRACE_FIELDS)
         mem = monitor.memory_profiler
-        found = mem.start(form.get("target") or None, mem.parse_max(form.get("max_duration_s") or None))
+        found = mem.start(fields.get("target"), mem.parse_max(fields.get("max_duration_s")))
         return f"tracemalloc started on {found['worker']} (stops by itself after {found['max_duration_s']} s)."
 
-    def trace_stop(self, monitor, form):
+    def trace_stop(self, monitor):
+        body.fields()
         found = monitor.memory_profiler.stop()
         return f"tracemalloc on {found['worker']}: {found['status']}, {fmt_count(len(found['top']), 'site')}."
 
-    def dismiss(self, monitor, form):
+    def dismiss(self, monitor):
         """Hide a heap summary or tracemalloc result from this viewer's panel (kept in their session)."""
-        result = form.get("id", "")
+        result = body.fields(id=body.text(32)).get("id", "")
         if not RESULT_ID.match(result):
             raise Refused("id names a heap summary or a tracemalloc session")
         session[DISMISSED] = [result, *session.get(DISMISSED, [])][:DISMISSED_KEEP]

@@ -22,12 +22,16 @@ from pyinstrument.session import Session
 from ...core import audit
 from ...core.errors import Refused
 from ...core.store import release
+from ...web import body
 
 #: Accepted session durations, in seconds.
 DURATION_MIN, DURATION_MAX, DURATION_DEFAULT = 1, 300, 30
 #: How long the lock outlives a session's duration, so a stop can still collect.
 LOCK_GRACE_S = 60
 FINAL = ("done", "lost")
+#: The bodies of a session's start and stop, from the API or the panel (``monitor.web.body.fields``).
+START_FIELDS = {"duration_s": body.whole(-2**31, 2**31), "target": body.text()}
+STOP_FIELDS = {"session_id": body.text()}
 _TRANSITION = """
 if redis.call('hget', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 redis.call('hset', KEYS[1], unpack(ARGV, 2))
@@ -35,15 +39,11 @@ return 1
 """
 
 
-def parse_seconds(raw, name, lo, hi, default):
-    """Return whole seconds within [lo, hi] (``default`` when empty), or refuse."""
-    if raw is None or raw == "":
+def parse_seconds(value, name, lo, hi, default):
+    """Return whole seconds ``value`` (a body's ``whole`` field) within [lo, hi], ``default`` when absent, or refuse."""
+    if value is None:
         return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = None
-    if isinstance(raw, (bool, float)) or value is None or not lo <= value <= hi:
+    if not lo <= value <= hi:
         raise Refused(f"{name} must be a whole number from {lo} to {hi}")
     return value
 

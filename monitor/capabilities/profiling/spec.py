@@ -38,12 +38,13 @@ def paths(config):
         "/api/admin/profiler/cpu/start": {"post": op(
             "Start a CPU profiling session on the target workers", "admin",
             obj("all", session_id=STR, status={"type": "string", "enum": ["running"]}, target=STR, duration_s=INT),
-            status=202, errors=(409,), body={"type": "object", "properties": {
+            status=202, errors=(409,), body={"type": "object", "additionalProperties": False, "properties": {
                 "duration_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 300, "default": 30},
                 "target": TARGET_CPU}})},
         "/api/admin/profiler/cpu/stop": {"post": op(
             "Stop the running CPU session (or the one named) and merge its profile", "admin", ref("CpuSession"),
-            errors=(404, 409), body={"type": "object", "properties": {"session_id": null(STR)}})},
+            errors=(404, 409), body={"type": "object", "additionalProperties": False,
+                                                   "properties": {"session_id": null(STR)}})},
         "/api/admin/profiler/sessions": {"get": op(
             "The kept CPU sessions, newest first", "admin",
             obj("all", sessions=arr(ref("CpuSession")), running=null(STR)))},
@@ -60,12 +61,13 @@ def paths(config):
             "A heap summary (guppy3) of one worker", "admin",
             obj("all", snapshot_id=STR, worker=STR, taken_at=NUM, total_bytes=INT, objects=INT, took_ms=NUM,
                 by_type=arr(obj("all", type=STR, count=INT, bytes=INT))),
-            errors=(404, 409), body={"type": "object", "properties": {"target": TARGET_MEMORY}})},
+            errors=(404, 409), body={"type": "object", "additionalProperties": False,
+                                                   "properties": {"target": TARGET_MEMORY}})},
         "/api/admin/profiler/memory/start": {"post": op(
             "Start tracemalloc on one worker (one session in the fleet)", "admin",
             obj("all", session_id=STR, worker=STR, started_at=NUM, max_duration_s=INT,
                 status={"type": "string", "enum": ["running"]}),
-            status=202, errors=(404, 409), body={"type": "object", "properties": {
+            status=202, errors=(404, 409), body={"type": "object", "additionalProperties": False, "properties": {
                 "target": TARGET_MEMORY,
                 "max_duration_s": {"type": ["integer", "null"], "minimum": 1, "maximum": config["MONITOR_TRACEMALLOC_MAX_S"],
                                    "description": "default and most: MONITOR_TRACEMALLOC_MAX_S"}}})},
