@@ -71,7 +71,7 @@ class Monitor:
             for panel in found.panels:
                 monitor.panels[panel.name] = panel()
             monitor.features[found.name] = True
-        session.init_app(app, urls.blueprints - set(PUBLIC))
+        session.init_app(app, urls.blueprints, public=PUBLIC)
         security.init_app(app, urls.blueprints)  # after the session's: its guard runs first
         # The host's CSRFProtect may be set up before the monitor or after it: exempt the
         # monitor's blueprints now, and again once the app is complete.

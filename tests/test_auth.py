@@ -443,11 +443,12 @@ def test_the_limiter_and_the_login_session_hooks_run_on_the_monitor_routes_only(
     assert sorted(f.__name__ for f in app_wide) == ["start_timer", "stop_timer"]
     on_auth = [getattr(getattr(f, "func", f), "__qualname__", "") for f in app.after_request_funcs["monitor_auth"]]
     assert "Limiter.__inject_headers" in on_auth
-    # The login session goes in first and comes out last on every monitor blueprint but the public ones.
+    # The guard (allowed hosts, body cap) runs first, then the login session goes in; it comes out
+    # last on every monitor blueprint but the public ones, which get the guard alone.
     for name in ("monitor_auth", "monitor_dashboard", "monitor_api", "monitor_openapi", "monitor_prometheus"):
-        assert app.before_request_funcs[name][0].__name__ == "enter"
+        assert [f.__name__ for f in app.before_request_funcs[name][:2]] == ["guard", "enter"]
         assert app.after_request_funcs[name][0].__name__ == "leave"  # after_request runs in reverse
-    assert "monitor_health" not in app.before_request_funcs
+    assert [f.__name__ for f in app.before_request_funcs["monitor_health"]] == ["guard"]
 
 
 # ---------------------------------------------------------------- Redis down

@@ -170,9 +170,9 @@ def test_a_host_admin_mapped_by_role_loader_gets_the_dashboard_and_the_api(host,
     assert client.get("/admin/users").status_code == 200  # an admin: the users page too
     assert client.get("/admin/account").status_code == 403  # their password is the host's
     # CSRF still applies to them: the monitor's own token, from the page
-    refused = client.post("/api/admin/cache/clear", json={})
+    refused = client.post("/api/admin/cache/clear", json={"all": True})
     assert refused.status_code == 403 and "CSRF" in refused.json["detail"]
-    cleared = client.post("/api/admin/cache/clear", json={}, headers={"X-CSRFToken": csrf_from(page.get_data(
+    cleared = client.post("/api/admin/cache/clear", json={"all": True}, headers={"X-CSRFToken": csrf_from(page.get_data(
         as_text=True))})
     assert cleared.status_code == 200 and cleared.json["cleared"] >= 0
     audit = [fields for _, fields in store.redis.xrange(store.key("audit"))]
@@ -188,14 +188,14 @@ def test_monitor_users_and_tokens_work_beside_host_users(host, make_user):
     tokened = host.test_client()
     assert tokened.get("/api/admin/metrics", headers=bearer(operator)).status_code == 200
     # A bearer call needs no CSRF token: neither the monitor's nor the host's CSRFProtect refuses it.
-    cleared = tokened.post("/api/admin/cache/clear", json={}, headers=bearer(operator))
+    cleared = tokened.post("/api/admin/cache/clear", json={"all": True}, headers=bearer(operator))
     assert cleared.status_code == 200 and "cleared" in cleared.json
     client = host.test_client()
     auth = Auth(client)
     auth.login(operator)
     who = BeautifulSoup(client.get("/admin/").get_data(as_text=True), "html.parser").select_one(".who").text
     assert who.split() == [operator["name"], "(operator)"]
-    assert auth.post("/api/admin/cache/clear", json={}).status_code == 200
+    assert auth.post("/api/admin/cache/clear", json={"all": True}).status_code == 200
     # A monitor login is not a login to the host app.
     assert client.get("/host/private").status_code == 302
     assert auth.logout().headers["Location"] == "/login"
@@ -222,8 +222,8 @@ def test_the_monitors_csrf_holds_when_the_host_switches_its_own_off(app_config, 
     assert login.status_code == 400  # no CSRF field: refused
     auth = Auth(client)
     auth.login(user)
-    assert client.post("/api/admin/cache/clear", json={}).status_code == 403
-    assert auth.post("/api/admin/cache/clear", json={}).status_code == 200
+    assert client.post("/api/admin/cache/clear", json={"all": True}).status_code == 403
+    assert auth.post("/api/admin/cache/clear", json={"all": True}).status_code == 200
     assert app.test_client().post("/host/form").status_code == 200  # the host's choice, for the host
     state(app).flusher.stop(flush=False)
 
@@ -249,7 +249,7 @@ def test_a_viewer_let_in_by_role_loader_may_not_operate(app_config):
     client = app.test_client()
     csrf = csrf_from(client.get("/admin/").get_data(as_text=True))
     assert client.get("/api/admin/metrics").status_code == 200
-    denied = client.post("/api/admin/cache/clear", json={}, headers={"X-CSRFToken": csrf})
+    denied = client.post("/api/admin/cache/clear", json={"all": True}, headers={"X-CSRFToken": csrf})
     assert denied.status_code == 403 and denied.json["detail"] == "this needs the operator role"
     state(app).flusher.stop(flush=False)
 
@@ -295,7 +295,7 @@ def test_every_route_answers_under_the_prefix(prefixed, make_user):
     assert spec["servers"] == [{"url": "/_monitor", "description": "the paths below are under MONITOR_URL_PREFIX"}]
     missing = client.get("/_monitor/api/admin/nope")
     assert missing.status_code == 404 and missing.json["error"] == "not_found"
-    assert auth.post("/_monitor/api/admin/cache/clear", json={}).status_code == 200
+    assert auth.post("/_monitor/api/admin/cache/clear", json={"all": True}).status_code == 200
     assert client.get("/").json["dashboard"] == "/_monitor/admin/"
     assert client.get("/admin/").status_code == 404 and client.get("/api/admin/metrics").status_code == 404
     # The host's own routes answer as the host wrote them.

@@ -83,9 +83,9 @@ def test_a_flask_login_host_under_gunicorn(notes, store, make_user, monitor_firs
     assert all(soup.select_one(f"#panel-{name}") for name in ("metrics", "profiling", "cache", "cluster", "logs"))
     metrics = ada.get(server.url + "/_monitor/api/admin/metrics", timeout=10).json()
     assert metrics["window_s"] == 60 and isinstance(metrics["requests"]["total"], int)
-    refused = ada.post(server.url + "/_monitor/api/admin/cache/clear", json={}, timeout=10)
+    refused = ada.post(server.url + "/_monitor/api/admin/cache/clear", json={"all": True}, timeout=10)
     assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
-    cleared = ada.post(server.url + "/_monitor/api/admin/cache/clear", json={},
+    cleared = ada.post(server.url + "/_monitor/api/admin/cache/clear", json={"all": True},
                        headers={"X-CSRFToken": csrf_from(page.text)}, timeout=10)
     assert cleared.status_code == 200 and cleared.json()["cleared"] >= 0
     entries = [fields for _, fields in store.redis.xrange(store.key("audit"))]
@@ -101,7 +101,7 @@ def test_a_flask_login_host_under_gunicorn(notes, store, make_user, monitor_firs
     # A monitor token works beside them, and no CSRFProtect refuses its unsafe calls.
     operator = make_user("operator")
     assert server.get("/_monitor/api/admin/metrics", headers=bearer(operator)).status_code == 200
-    assert server.post("/_monitor/api/admin/cache/clear", json={}, headers=bearer(operator)).status_code == 200
+    assert server.post("/_monitor/api/admin/cache/clear", json={"all": True}, headers=bearer(operator)).status_code == 200
 
 
 def test_without_a_prefix_the_collisions_are_logged_and_checked(notes):

@@ -214,13 +214,16 @@ def template_context():
     return {"current_user": monitor_user(), "csrf_token": csrf_token}
 
 
-def init_app(app, names):
-    """Give the monitor's blueprints ``names`` its session and user, first in and last out."""
+def init_app(app, names, public=()):
+    """Give the monitor's blueprints ``names`` its session and user, first in and last out (the
+    ``public`` ones only its templates' user, nobody)."""
     for name in names:
+        app.template_context_processors.setdefault(name, []).append(template_context)
+        if name in public:
+            continue
         app.before_request_funcs.setdefault(name, []).insert(0, enter)
         # after_request functions run in reverse order: first in the list runs last.
         app.after_request_funcs.setdefault(name, []).insert(0, leave)
-        app.template_context_processors.setdefault(name, []).append(template_context)
 
 
 def exempt_from_host_csrf(app):

@@ -60,14 +60,16 @@ class StreamHandler(logging.Handler):
     def emit(self, record):
         # A record logged while this thread is already inside emit (or by the Redis client)
         # would loop back here; drop it instead.
-        if getattr(_busy, "active", False) or record.name.startswith(SKIP) or hasattr(record, PRIVATE_MARK):
+        if getattr(_busy, "active", False) or record.name.startswith(SKIP):
             return
         _busy.active = True
         try:
             if len(self.buffer) >= self.capacity:
                 self.dropped += 1
                 return
-            self.buffer.append(self.entry(record))
+            # The record rides along: its ``extra`` (the private mark) is set after the factory
+            # that hands it here, so the shipper looks at it then.
+            self.buffer.append((record, self.entry(record)))
         except Exception:
             self.dropped += 1
         finally:
@@ -97,8 +99,9 @@ class StreamHandler(logging.Handler):
             dropped = self.dropped - self.shipped_dropped
             if not batch and not dropped:
                 return None
-            for fields in batch:
-                pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)
+            for record, fields in batch:
+                if not hasattr(record, PRIVATE_MARK):
+                    pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)
             pipe.expire(key, TTL_S)
             if dropped:
                 drops = store.key("logs", "dropped")
