@@ -31,9 +31,8 @@ from urllib.parse import urlsplit
 import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from bench.bench_throughput import start, stop  # noqa: E402
 from monitor.capabilities.logs import query as logs  # noqa: E402
 from monitor.capabilities.logs.handler import stream_key  # noqa: E402
 from monitor.capabilities.metrics import query as metrics  # noqa: E402
@@ -41,6 +40,8 @@ from monitor.capabilities.metrics.collect import OVERFLOW  # noqa: E402
 from monitor.core import embedded  # noqa: E402
 from monitor.core.store import Store  # noqa: E402
 from monitor.web.hooks import STATUS_CLASS, UNMATCHED  # noqa: E402
+from support import free_port  # noqa: E402
+from support.gunicorn import Gunicorn  # noqa: E402
 
 #: Settings the soak runs with (env of the gunicorn master).
 MAX_SERIES = 10
@@ -281,16 +282,17 @@ def main():
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop gunicorn
     with tempfile.TemporaryDirectory() as tmp:
-        process, url = start("wsgi:app", tmp, {
-            "MONITOR_INSTANCE_PATH": tmp, "WEB_CONCURRENCY": str(args.workers), "MONITOR_KEY_PREFIX": "soak",
-            "MONITOR_METRICS_MAX_SERIES": str(MAX_SERIES), "MONITOR_LOG_MAXLEN": str(LOG_MAXLEN)})
+        server = Gunicorn(tmp, {"MONITOR_KEY_PREFIX": "soak", "MONITOR_METRICS_MAX_SERIES": str(MAX_SERIES),
+                                "MONITOR_LOG_MAXLEN": str(LOG_MAXLEN)}, args.workers, free_port())
+        server.env.pop("REDIS_URL", None)  # the master's own embedded Redis
+        server.start()
         try:
-            pids = worker_pids(process.pid, args.workers)
+            pids = worker_pids(server.master_pid, args.workers)
             store = Store(embedded.url(tmp), "soak")
-            report = soak(url, store, pids, args.requests, args.unknown, args.connections, args.max_seconds)
-            report["alive"] = pids == worker_pids(process.pid, args.workers)
+            report = soak(server.url, store, pids, args.requests, args.unknown, args.connections, args.max_seconds)
+            report["alive"] = pids == worker_pids(server.master_pid, args.workers)
         finally:
-            stop(process)
+            server.stop()
     text, ok = table(report)
     print(text)
     if not report["alive"]:

@@ -17,17 +17,8 @@ control_socket_mode = 0o600
 graceful_timeout = 30
 timeout = 30
 errorlog = "-"
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "generic",
-                             "stream": "ext://sys.stdout"}},
-    "root": {"level": "INFO", "handlers": ["console"]},
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
-    },
-}
+# The log line format; not logconfig_dict, which would build access-log atoms for every request.
+logger_class = server.Logger
 
 on_starting = server.on_starting
 when_ready = server.when_ready

@@ -439,16 +439,18 @@ def test_the_limiter_and_the_login_session_hooks_run_on_the_monitor_routes_only(
     app_wide = [*app.before_request_funcs[None], *app.after_request_funcs[None], *app.teardown_request_funcs[None]]
     owners = {getattr(getattr(f, "func", f), "__qualname__", "").split(".")[0] for f in app_wide}
     assert "Limiter" not in owners and not hasattr(app, "login_manager")
-    # The monitor's whole app-wide cost is the instrumentation pair (see instrumentation.py).
-    assert sorted(f.__name__ for f in app_wide) == ["start_timer", "stop_timer"]
+    # The monitor's whole app-wide cost is its timing point (see web/hooks.py), not a hook.
+    assert app_wide == []
     on_auth = [getattr(getattr(f, "func", f), "__qualname__", "") for f in app.after_request_funcs["monitor_auth"]]
     assert "Limiter.__inject_headers" in on_auth
-    # The guard (allowed hosts, body cap) runs first, then the login session goes in; it comes out
-    # last on every monitor blueprint but the public ones, which get the guard alone.
+    # The guard (allowed hosts, body cap) and the cross-site check run first, then the login session
+    # goes in; it comes out before the security headers go on, on every monitor blueprint but the
+    # public ones, which get the guard, the check and the headers alone.
     for name in ("monitor_auth", "monitor_dashboard", "monitor_api", "monitor_openapi", "monitor_prometheus"):
-        assert [f.__name__ for f in app.before_request_funcs[name][:2]] == ["guard", "enter"]
-        assert app.after_request_funcs[name][0].__name__ == "leave"  # after_request runs in reverse
-    assert [f.__name__ for f in app.before_request_funcs["monitor_health"]] == ["guard"]
+        assert [f.__name__ for f in app.before_request_funcs[name][:3]] == ["guard", "_refuse_cross_site", "enter"]
+        # after_request runs in reverse: the first in the list runs last
+        assert [f.__name__ for f in app.after_request_funcs[name][:2]] == ["_add_headers", "leave"]
+    assert [f.__name__ for f in app.before_request_funcs["monitor_health"]] == ["guard", "_refuse_cross_site"]
 
 
 # ---------------------------------------------------------------- Redis down

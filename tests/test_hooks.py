@@ -1,10 +1,14 @@
-"""Request hooks: what is counted, under which labels, and what is left alone."""
+"""The timing point: what is counted, under which labels, and what is left alone."""
+import threading
+
 import pytest
+from flask import got_request_exception
 
 from monitor import create_app
 from monitor.capabilities.metrics.collect import OVERFLOW
 from monitor.capabilities.metrics.query import totals
 from monitor.core.state import state
+from monitor.web import hooks
 from monitor.web.hooks import UNMATCHED
 
 
@@ -56,7 +60,8 @@ def test_an_exception_escaping_the_app_counts_as_a_server_error(app, client):
     assert series(app) == {("/demo/error", "GET", "5xx"): 1}
 
 
-def test_counters_follow_requests_and_in_flight_returns_to_zero(app, client):
+def test_counters_follow_requests_and_in_flight_returns_to_zero(app, client, monkeypatch):
+    monkeypatch.setattr(hooks, "SAMPLE", 0)  # every request times the timing point itself
     monitor = state(app)
     seen = []
 
@@ -92,7 +97,101 @@ def test_the_metrics_feature_is_reported_by_health(client):
     assert client.get("/health").get_json()["monitoring"]["metrics"] is True
 
 
-def test_hooks_do_not_rewrite_the_app_view_functions(app):
+def test_the_timing_point_does_not_rewrite_the_app_view_functions(app):
     from monitor.dev import demo
 
     assert app.view_functions["demo.hello"] is demo.hello
+
+
+def test_nothing_else_is_app_wide(app):
+    """One instance attribute shadows Flask's full_dispatch_request; no app-wide hook, no signal."""
+    assert "full_dispatch_request" in vars(app)
+    for funcs in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs,
+                  app.url_value_preprocessors):
+        assert not funcs.get(None)
+    assert not got_request_exception.has_receivers_for(app)
+
+
+def test_an_escaping_exception_reaches_the_exception_sinks_with_its_request(app, client):
+    seen = []
+    state(app).exception_sinks.append(
+        lambda exc, request, label, duration: seen.append((exc, request.path, label, duration)))
+    with pytest.raises(RuntimeError):
+        client.get("/demo/error")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert client.get("/demo/error").status_code == 500
+    assert client.get("/demo/hello").status_code == 200
+    assert [(type(exc), path, label) for exc, path, label, _ in seen] == [(RuntimeError, "/demo/error",
+                                                                          "/demo/error")] * 2
+    assert all(duration > 0 for *_, duration in seen)
+    assert series(app) == {("/demo/error", "GET", "5xx"): 2, ("/demo/hello", "GET", "2xx"): 1}
+
+
+def test_slow_requests_and_running_threads_reach_their_sinks(app_config):
+    app = create_app(app_config)
+    monitor = state(app)
+    slow, running = [], {}
+
+    @app.get("/peek")
+    def peek():
+        running.update(monitor.threads)
+        return "ok"
+
+    monitor.slow = (50_000_000, lambda request, label, status, ns: slow.append((request.path, label, status, ns)))
+    monitor.threads = {}
+    hooks.init_app(app, monitor)  # the timing point reads them when it is made
+    client = app.test_client()
+    try:
+        assert client.get("/demo/sleep?ms=80").status_code == client.get("/demo/hello").status_code == 200
+        client.get("/peek")
+        assert [(path, label, status) for path, label, status, _ in slow] == [("/demo/sleep", "/demo/sleep", 200)]
+        assert slow[0][3] >= 80_000_000
+        assert list(running.values()) == ["/peek"] and monitor.threads == {}
+    finally:
+        monitor.flusher.stop(flush=False)
+
+
+def test_a_host_route_under_an_own_prefix_is_the_host_apps(app_config):
+    """Own means a rule of the monitor's blueprints, not a path that looks like one."""
+    app = create_app(app_config)
+    app.add_url_rule("/healthz", "healthz", lambda: "ok")
+    app.add_url_rule("/admin-tools", "admin_tools", lambda: "ok")
+    client = app.test_client()
+    assert client.get("/healthz").status_code == client.get("/admin-tools").status_code == 200
+    assert "Content-Security-Policy" not in client.get("/healthz").headers
+    assert series(app) == {("/healthz", "GET", "2xx"): 2, ("/admin-tools", "GET", "2xx"): 1}
+
+
+def test_routing_errors_under_own_paths_get_the_monitors_answer_and_headers(app, client):
+    api = client.get("/api/admin/no-such-thing")
+    assert api.status_code == 404 and api.json["error"] == "not_found"
+    assert api.headers["Cache-Control"] == "no-store" and "Content-Security-Policy" in api.headers
+    wrong_method = client.delete("/health")
+    assert wrong_method.status_code == 405 and wrong_method.json["error"] == "method_not_allowed"
+    assert "GET" in wrong_method.headers["Allow"]
+    page = client.get("/admin/no-such-page")
+    assert page.status_code == 404 and page.headers["X-Frame-Options"] == "DENY"
+    refused = client.post("/api/admin/no-such-thing", headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert series(app) == {}
+
+
+def test_exact_counts_under_threads_while_the_flusher_drains(app_config):
+    """The request path only appends; concurrent requests and flusher ticks lose nothing."""
+    app = create_app({**app_config, "MONITOR_FLUSH_INTERVAL": 0.1})
+    try:
+        def hammer():
+            client = app.test_client()
+            for _ in range(500):
+                assert client.get("/demo/hello").status_code == 200
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        monitor = state(app)
+        assert monitor.counters.requests == 2000 and monitor.counters.in_flight == 0
+        assert series(app) == {("/demo/hello", "GET", "2xx"): 2000}
+    finally:
+        state(app).flusher.stop(flush=False)

@@ -95,14 +95,14 @@ def test_importing_monitor_imports_no_capability_left_out(tmp_path):
                           "MONITOR_CAPABILITIES": "monitor.capabilities.metrics"}})
         rules = sorted(rule.rule for rule in app.url_map.iter_rules())
         print(json.dumps({{"modules": sorted(m for m in sys.modules if m.startswith("monitor.capabilities.")),
-                          "rules": rules, "probes": len(app.extensions["monitor"].probes),
+                          "rules": rules, "probe": app.extensions["monitor"].probe is not None,
                           "panels": list(app.extensions["monitor"].panels)}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     found = json.loads(out.stdout)
     assert {m.split(".")[2] for m in found["modules"]} == {"metrics"}
     assert "/api/admin/metrics" in found["rules"] and "/api/admin/profiler/sessions" not in found["rules"]
-    assert found["probes"] == 0 and found["panels"] == ["metrics"]
+    assert found["probe"] is False and found["panels"] == ["metrics"]
 
 
 FAKE = '''

@@ -1,6 +1,7 @@
 """The server as `make run` starts it: gunicorn, its hooks, the embedded Redis."""
 import concurrent.futures
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -123,3 +124,48 @@ def test_cli_works_without_a_server_on_the_same_embedded_data(gunicorn, tmp_path
     assert listed.stdout.strip() == "ada\tadmin"
     assert "/setup?token=" not in server.log()
     assert embedded.is_running(instance), "the CLI leaves the server's Redis running"
+
+
+#: An app that counts, in its worker, the calls of gunicorn's Logger.atoms (the access-log
+#: fields gunicorn builds for each request when it believes an access log is enabled).
+ATOMS_APP = '''
+import json
+import logging
+
+from gunicorn import glogging
+
+calls = 0
+_atoms = glogging.Logger.atoms
+
+
+def _counted(self, *args):
+    global calls
+    calls += 1
+    return _atoms(self, *args)
+
+
+glogging.Logger.atoms = _counted
+logging.getLogger("atoms_app").info("counting atoms")
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"atoms": calls}).encode()]
+'''
+
+
+@pytest.mark.parametrize("args, per_request", [((), 0), (("--access-logfile", "-"), 1)])
+def test_access_log_atoms_are_built_only_with_an_access_log(gunicorn, tmp_path, args, per_request):
+    """The shipped gunicorn config keeps gunicorn's access log off unless --access-logfile asks for it."""
+    (tmp_path / "atoms_app.py").write_text(ATOMS_APP)
+    server = gunicorn(workers=1, app="atoms_app:app", args=args, env={"PYTHONPATH": str(tmp_path)}, health="/")
+    before = server.get("/").json()["atoms"]
+    for _ in range(5):
+        server.get("/")
+    assert server.get("/").json()["atoms"] - before == 6 * per_request
+    log = server.log()
+    # One line format for gunicorn's records and the app's, as the shipped config always had.
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[\d+\] \[INFO\] "
+    assert re.search(stamp + r"gunicorn\.error: Starting gunicorn", log)
+    assert re.search(stamp + r"atoms_app: counting atoms", log)
+    assert ('"GET / HTTP/1.1" 200' in log) is bool(per_request)

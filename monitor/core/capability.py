@@ -19,7 +19,7 @@ class Capability:
     panels = ()
 
     def init_app(self, app, monitor):
-        """Start collecting: flusher shippers and tasks, command handlers, request probes."""
+        """Start collecting: flusher shippers and tasks, command handlers, what plugs into the timing point."""
 
     def register_api(self, bp):
         """Add its JSON routes to the API blueprint ``bp`` (``/api/admin``)."""

@@ -16,10 +16,12 @@ they agree (:func:`disagreements`).
 """
 import importlib.util
 import json
+import logging.config
 import os
 import sys
 
 from flask.sansio.scaffold import find_package
+from gunicorn import glogging
 
 from . import capability, config, embedded
 from .process import MASTER_ENV
@@ -35,6 +37,34 @@ SHARED_SETTINGS = ("MONITOR_REDIS_URL", "MONITOR_KEY_PREFIX", "MONITOR_HOST_NAME
 HOOKS = ("on_starting", "when_ready", "post_worker_init", "worker_exit", "child_exit", "on_exit")
 
 _master = {}
+
+#: Every process's log lines, gunicorn's and the app's: one format, on stdout.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "generic",
+                             "stream": "ext://sys.stdout"}},
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger, with :data:`LOGGING` applied after gunicorn's own set-up (start and reload).
+
+    Not through gunicorn's ``logconfig_dict``: any ``logconfig*`` setting makes gunicorn treat the
+    access log as enabled (``Logger._compute_access_log_enabled``) and build its atoms for every
+    request, though no line is written. Here the access log is on only with ``--access-logfile``
+    (or ``--syslog``), exactly as under gunicorn's defaults. The logs capability sees records
+    through a record factory, which a reconfiguration leaves in place.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        logging.config.dictConfig(LOGGING)
 
 
 def _fail(server, message):

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from ..capabilities.alerts.evaluator import Evaluator
     from ..capabilities.logs.handler import StreamHandler
     from ..capabilities.metrics.collect import Recorder
-    from ..capabilities.profiling.cpu import CpuProfiler
+    from ..capabilities.profiling.collect import RequestProbe
     from ..capabilities.profiling.memory import MemoryProfiler
+    from ..capabilities.profiling.sessions import CpuSessions
     from ..extension import Monitor
     from ..web.panel import Panel
     from ..web.urls import Urls
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class Counters:
-    """This worker's live request counters, kept by the request hooks, read by heartbeats."""
+    """This worker's live request counters, kept by the timing point, read by heartbeats."""
 
     __slots__ = ("requests", "in_flight")
 
@@ -56,8 +57,13 @@ class MonitorState:
     panels: dict[str, Panel]
     #: What /health reports under ``monitoring``.
     features: dict[str, bool]
-    #: Per-request probes (see ``web/hooks.py``), each ``begin(req)`` and ``end(token, response)``.
-    probes: list
+    #: What looks at host-app requests, each plugged into the timing point (``web/hooks.py``):
+    #: the on-demand profiler's probe, the exceptions' sinks, the slow-request sink and
+    #: threshold, and the running requests' thread → rule label map (for a sampler).
+    probe: RequestProbe | None = None
+    exception_sinks: list
+    slow: tuple | None = None
+    threads: dict | None = None
     started: bool
     #: Called once in each process when it starts serving (the app is complete by then).
     on_start: list
@@ -70,7 +76,7 @@ class MonitorState:
     secret_key: str
     limiter: Limiter | None = None
     recorder: Recorder | None = None
-    cpu_profiler: CpuProfiler | None = None
+    cpu_profiler: CpuSessions | None = None
     memory_profiler: MemoryProfiler | None = None
     log_handler: StreamHandler | None = None
     alerts: Evaluator | None = None
@@ -85,7 +91,7 @@ class MonitorState:
         self.flusher = Flusher(store, config["MONITOR_FLUSH_INTERVAL"])
         self.commands = Commands(store)
         self.features = {}
-        self.probes = []
+        self.exception_sinks = []
         self.counters = Counters()
         self.on_start = []
         self.flusher.add_task(self._run_commands)

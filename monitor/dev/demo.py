@@ -7,7 +7,7 @@ import logging
 import re
 import time
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
 from ..core.state import state
 
@@ -17,6 +17,10 @@ log = logging.getLogger("monitor.demo")
 #: 5 s each held every worker of a 2-worker server).
 MAX_SLEEP_MS = 1000
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The rows of /demo/table, the realistic page of bench/bench_throughput.py.
+TABLE_ROWS = [{"id": i, "name": f"item number {i}", "price": 1.25 * i, "stock": (7 * i) % 13} for i in range(50)]
+#: The five app-cache keys /demo/table reads (namespace ``demo``).
+TABLE_KEYS = ("demo:visits", "demo:orders", "demo:revenue", "demo:returns", "demo:rating")
 
 
 @bp.get("/hello")
@@ -47,6 +51,20 @@ def cached(key):
 def _expensive(key):
     time.sleep(0.02)
     return f"{key}:{time.time():.6f}"
+
+
+@bp.get("/table")
+def table():
+    """Render a 50-row table and read 5 cache keys, as a typical page of the host app would."""
+    cache = state().cache
+    figures = {}
+    for key in TABLE_KEYS:
+        value = cache.get(key)
+        if value is None:
+            value = len(key) * 11
+            cache.set(key, value, timeout=300)
+        figures[key.partition(":")[2]] = value
+    return render_template("monitor/demo/table.html", rows=TABLE_ROWS, figures=figures)
 
 
 @bp.get("/log")

@@ -1,102 +1,134 @@
-"""The monitor's request hooks: its only app-wide ``before_request`` and ``after_request``.
+"""The monitor's one timing point: ``app.full_dispatch_request``, wrapped; nothing else app-wide.
 
-A request to the host app pays for these two and nothing else of the monitor (an exception
-the app does not handle reaches a receiver of Flask's ``got_request_exception``). Each reads
-the request context once (every access through Flask's ``request`` proxy costs about a
-microsecond) and splits at once on the path: the monitor's own routes get the cross-site
-check, JSON answers to routing errors under the API and the security headers
-(``security.py``) and are never counted; a host-app request is timed and counted by
-endpoint rule, method and status class (the metrics capability's ``Recorder``: one
-``perf_counter_ns`` at each end, a tuple key and a histogram bucket increment, in process;
-the flusher ships it). A capability that needs a look at some requests (on-demand
-profiling) adds a *probe*: its ``begin(req)`` runs for every host-app request and returns a
-token only for the requests it takes (else None), and ``end(token, response)`` runs for
-those alone. What else the monitor needs per request is scoped to its own blueprints (the
-login limiter, the monitor's own session and user) or done lazily (a log record's request id, the
-CSP nonce).
+Flask's ``wsgi_app`` calls ``self.full_dispatch_request()``, which runs the before-request
+hooks, the view, the error handlers and the after-request hooks. An instance attribute of
+that name shadows the method, so the monitor's wrapper sees every request once, with the
+request context pushed and routing done, at the price of one extra Python call: no
+app-wide hook (each costs Flask an ``ensure_sync`` call on every request), no signal.
+
+- A request to one of the monitor's own routes (a rule of a blueprint it registered) goes
+  straight through: its blueprints carry their own hooks (``security.init_app``).
+- A request that matched no rule takes the slow path: under an own path it is answered by
+  the monitor (JSON routing errors under the API, security headers), else it is counted
+  under ``<unmatched>``.
+- A host-app request is timed (``perf_counter_ns`` at each end) and counted: one tuple
+  appended to the metrics capability's ``Recorder``, aggregated by the flusher. An
+  exception that escapes the app counts as a 500 and is handed to each of
+  ``monitor.exception_sinks`` (with the request, its rule label and its duration).
+
+The capabilities that need a look at host-app requests plug in here, each at one place:
+``monitor.probe`` (on-demand profiling: ``probe.armed`` or ``probe.marker`` in the query
+string decide whether ``probe.wrap`` runs the request), ``monitor.exception_sinks`` (called
+only when a request raised), ``monitor.slow`` (``(threshold_ns, sink)``: the sink sees the
+requests that took at least the threshold) and ``monitor.threads`` (a dict the timing point
+keeps as thread id → rule label while a request runs, for a sampler). Each absent one costs
+a request nothing but the test that it is absent.
+
+The wrapper's own time (everything but the inner call) is added up, over one request in
+``SAMPLE + 1``, in the recorder (``own_ns``, ``own_n``) for the metrics panel's "monitor's
+own cost".
 """
+from threading import get_ident
 from time import perf_counter_ns
 
-from flask import got_request_exception
 from flask.globals import _cv_request
 
 from .responses import routing_error
 from .security import add_headers, refuse_cross_site
 
-#: WSGI environ key holding the request's start time; absent for the monitor's own routes.
-START = "monitor.start_ns"
-#: WSGI environ key of the probes' tokens for a request one of them took.
-PROBED = "monitor.probed"
+#: One request in SAMPLE + 1 (by the low bits of its start time) adds the timing point's own
+#: time (all but the call it wraps) to the recorder's ``own_ns``: the panel's request-path cost.
+SAMPLE = 63
 #: Methods counted under their own name; any other method string counts as "OTHER".
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 #: Status class by ``status // 100`` (0..9); codes past 599 count as server errors.
 STATUS_CLASS = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx", "5xx", "5xx", "5xx", "5xx")
 UNMATCHED = "<unmatched>"
+#: The label of a rule of the monitor's own blueprints: such requests are not counted.
+OWN = object()
+#: A threshold no request reaches: no slow-request sink.
+NEVER = 1 << 62
 
 
 def init_app(app, monitor):
-    """Register the request hooks on ``app``."""
-    recorder = monitor.recorder
-    record = recorder.record if recorder is not None else None
-    probes = monitor.probes
-    is_own_path = monitor.urls.is_own_path
+    """Wrap ``app.full_dispatch_request`` with the timing point (again: the original, not the wrapper)."""
+    dispatch = getattr(app.full_dispatch_request, "monitor_wrapped", app.full_dispatch_request)
+    app.full_dispatch_request = timing_point(app, dispatch, monitor)
+    app.full_dispatch_request.monitor_wrapped = dispatch
 
-    def start_timer():
-        started = perf_counter_ns()
+
+def timing_point(app, dispatch, monitor):
+    """Return the wrapper of ``dispatch`` (Flask's ``full_dispatch_request``, bound) that times and counts."""
+    recorder = monitor.recorder
+    record = recorder.pending.append if recorder is not None else None
+    probe = monitor.probe
+    slow_ns, slow = monitor.slow or (NEVER, None)
+    threads = monitor.threads
+    is_own_path = monitor.urls.is_own_path
+    own_blueprints = monitor.urls.blueprints
+    labels = {}  # id(rule) → the rule's series label, or OWN; the rules live as long as the app
+
+    def label_of(rule):
+        own = rule.endpoint.partition(".")[0] in own_blueprints
+        label = labels[id(rule)] = OWN if own else rule.rule
+        return label
+
+    def timed():
         if not monitor.started:  # the first request after a fork starts this worker's flusher
             monitor.start_worker()
+        started = perf_counter_ns()
         req = _cv_request.get().request
-        if is_own_path(req.path):
-            return refuse_cross_site(req) or routing_error(req)
-        environ = req.environ
-        environ[START] = started
+        rule = req.url_rule
+        if rule is None:
+            if is_own_path(req.path):
+                return own_routing_error(req)
+            label = UNMATCHED
+        else:
+            label = labels.get(id(rule)) or label_of(rule)
+            if label is OWN:
+                return dispatch()
+        inner = dispatch
+        if probe is not None:
+            query = req.query_string
+            if probe.armed or (query and probe.marker in query):
+                inner = probe.wrap(req, dispatch)
         counters = monitor.counters
         counters.requests += 1
         counters.in_flight += 1
-        if recorder is not None:
-            recorder.own_ns += perf_counter_ns() - started
-        if probes:
-            tokens = [(probe, token) for probe in probes if (token := probe.begin(req)) is not None]
-            if tokens:
-                environ[PROBED] = tokens
-        return None
-
-    def _finish(req, started, code):
+        if threads is not None:
+            ident = get_ident()
+            threads[ident] = label
+        entered = perf_counter_ns()
+        try:
+            response = inner()
+        except BaseException as exc:
+            ended = perf_counter_ns()
+            counters.in_flight -= 1
+            if threads is not None:
+                threads.pop(ident, None)
+            if record is not None:
+                record((label, req.method, 500, ended - started))
+            for sink in monitor.exception_sinks:
+                sink(exc, req, label, ended - started)
+            raise
         ended = perf_counter_ns()
-        monitor.counters.in_flight -= 1
-        if record is None:
-            return
-        rule = req.url_rule
-        method = req.method
-        record((rule.rule if rule is not None else UNMATCHED, method if method in METHODS else "OTHER",
-                STATUS_CLASS[code // 100 % 10]), ended - started)
-        recorder.own_ns += perf_counter_ns() - ended
-        recorder.own_n += 1
-
-    def stop_timer(response):
-        req = _cv_request.get().request
-        environ = req.environ
-        if PROBED in environ:
-            for probe, token in environ.pop(PROBED):
-                response = probe.end(token, response)
-        started = environ.pop(START, None)
-        if started is not None:
-            _finish(req, started, response.status_code)
-        elif is_own_path(req.path):
-            add_headers(response, req)
+        counters.in_flight -= 1
+        if threads is not None:
+            del threads[ident]
+        status = response.status_code
+        if record is not None:
+            record((label, req.method, status, ended - started))
+        if ended - started >= slow_ns:
+            slow(req, label, status, ended - started)
+        if not started & SAMPLE and recorder is not None:
+            recorder.own_ns += entered - started + perf_counter_ns() - ended
+            recorder.own_n += 1
         return response
 
-    def unhandled(sender, exception, **extra):
-        # Flask may re-raise it (PROPAGATE_EXCEPTIONS), and then no after_request hook runs:
-        # count the server error now (a teardown hook would cost every request a call).
-        req = _cv_request.get().request
-        environ = req.environ
-        if START in environ:
-            _finish(req, environ.pop(START), 500)
-        for probe, token in environ.pop(PROBED, ()):
-            probe.end(token, None)
+    def own_routing_error(req):
+        """Answer a request under an own path that matched no rule (no blueprint hook runs for it)."""
+        answer = refuse_cross_site(req) or routing_error(req)
+        response = app.finalize_request(answer) if answer is not None else dispatch()
+        return add_headers(response, req)
 
-    # First before_request and last after_request, so the app's own hooks are timed too.
-    app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
-    app.after_request_funcs.setdefault(None, []).insert(0, stop_timer)
-    got_request_exception.connect(unhandled, app, weak=False)
+    return timed

@@ -3,9 +3,10 @@
 Only the monitor's own routes get these headers: the host app's pages keep the policy
 their authors chose. The CSP forbids inline scripts except the one carrying this
 request's nonce; htmx runs with eval and script tags off (see base.html).
-The monitor's request hooks (``hooks.py``) call :func:`refuse_cross_site` and
-:func:`add_headers` for its own paths only; :func:`guard` runs first on each of the
-monitor's blueprints, so the host app's requests never pay for it.
+:func:`init_app` hangs :func:`guard`, :func:`refuse_cross_site` and :func:`add_headers` on the
+monitor's own blueprints (first before and last after their other hooks), so the host app's
+requests never pay for them; a routing error under an own path (no blueprint yet) gets them
+from the timing point (``hooks.py``).
 """
 import secrets
 
@@ -79,11 +80,22 @@ def template_context():
 
 
 def init_app(app, names):
-    """Trust the proxies MONITOR_TRUST_PROXY names; give the blueprints ``names`` the CSP nonce,
-    and :func:`guard` first of their ``before_request`` hooks (call it after the others are in)."""
+    """Trust the proxies MONITOR_TRUST_PROXY names; give the blueprints ``names`` the CSP nonce, the
+    guard and the cross-site check first of their hooks and the headers last (call it after the others are in)."""
     trusted = app.config["MONITOR_TRUST_PROXY"]
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
     for name in names:
         app.template_context_processors.setdefault(name, []).append(template_context)
-        app.before_request_funcs.setdefault(name, []).insert(0, guard)
+        before = app.before_request_funcs.setdefault(name, [])
+        before[:0] = [guard, _refuse_cross_site]
+        # after_request functions run in reverse order: first in the list runs last.
+        app.after_request_funcs.setdefault(name, []).insert(0, _add_headers)
+
+
+def _refuse_cross_site():
+    return refuse_cross_site(request)
+
+
+def _add_headers(response):
+    return add_headers(response, request)

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 
 from monitor.capabilities.cache import query as cache_query
 from monitor.core.cache import prefix as cache_prefix
@@ -35,6 +36,17 @@ def test_get_set_counted_per_first_segment(app):
         assert cache.get_many("plain", "nothing", "user:1") == ["c", None, "a"]
     flush(app)
     assert reads(app) == {"user": (2, 1), "report": (1, 0), "plain": (1, 0), "nothing": (0, 1)}
+
+
+def test_demo_table_renders_fifty_rows_from_five_cache_reads(app, client):
+    """/demo/table, the realistic page of bench_throughput.py: misses once, then hits."""
+    first = client.get("/demo/table")
+    soup = BeautifulSoup(first.get_data(as_text=True), "html.parser")
+    assert first.status_code == 200 and len(soup.select("tbody tr")) == 50
+    assert soup.select_one("tbody tr td:nth-of-type(2)").text == "Item Number 0"
+    assert client.get("/demo/table").get_data() == first.get_data()
+    flush(app)
+    assert reads(app) == {"demo": (5, 5)}
 
 
 def test_memoize_and_cached_namespaces(app):

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.capabilities.metrics import codec, histogram, query, ship
 from monitor.core.state import state
+from monitor.web import hooks
 from support import bearer, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,13 +88,15 @@ def flushed(app, now=None):
     return monitor
 
 
-def test_query_merges_what_the_shipper_wrote(app, client):
+def test_query_merges_what_the_shipper_wrote(app, client, monkeypatch):
+    monkeypatch.setattr(hooks, "SAMPLE", 0)  # every request times the timing point itself
     app.config["PROPAGATE_EXCEPTIONS"] = False
     for _ in range(4):
         client.get("/demo/hello")
     client.get("/demo/error")
     client.get("/missing")
     monitor = flushed(app)
+    monitor.flusher.tick()  # its sample carries the CPU of the ticks before
     body = query.query(monitor.store, 60)
     assert body["requests"]["total"] == 6 and body["requests"]["errors"] == 1
     assert body["requests"]["by_status"] == {"2xx": 4, "3xx": 0, "4xx": 1, "5xx": 1}
@@ -105,7 +109,11 @@ def test_query_merges_what_the_shipper_wrote(app, client):
     assert sum(p["requests"] for p in body["series"]) == 6 and len(body["series"]) in (60, 61)
     assert body["latency_ms"]["p50"] <= body["latency_ms"]["p95"] <= body["latency_ms"]["max"]
     assert body["system"]["memory_percent"] > 0 and len(body["system"]["load_avg"]) == 3
-    assert body["overhead"]["hook_us_per_request"] > 0
+    cost = body["overhead"]
+    assert cost["path_us_per_request"] > 0 and cost["flusher_us_per_request"] > 0
+    assert cost["cpu_us_per_request"] == pytest.approx(cost["path_us_per_request"] + cost["flusher_us_per_request"],
+                                                       abs=0.002)
+    assert cost["flush_ms"] > 0 and "flusher_ms_per_s" in cost  # None until a worker is 0.05 s old
     assert query.query(monitor.store, 60, host="elsewhere")["requests"]["total"] == 0
     assert query.query(monitor.store, 60, pid=os.getpid())["requests"]["total"] == 6
 
@@ -216,7 +224,8 @@ def test_prometheus_exposition_agrees_with_the_json(app, client, auth, make_user
     assert client.get("/metrics?window=3").status_code == 400
 
 
-def test_panel_shows_totals_sortable_table_charts_and_own_cost(app, client, auth, make_user):
+def test_panel_shows_totals_sortable_table_charts_and_own_cost(app, client, auth, make_user, monkeypatch):
+    monkeypatch.setattr(hooks, "SAMPLE", 0)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     for path in ["/demo/hello"] * 3 + ["/demo/error"] + ["/demo/sleep?ms=30"] * 2:
         client.get(path)
@@ -237,8 +246,11 @@ def test_panel_shows_totals_sortable_table_charts_and_own_cost(app, client, auth
     assert [c["data-chart"] for c in soup.select(".chart")] == ["traffic", "latency"]
     assert soup.select_one('#metrics-window option[selected]')["value"] == "300"
     assert f"testhost|{os.getpid()}" in [o["value"] for o in soup.select("#metrics-worker option")]
-    cost = soup.select_one(".metrics-cost").text
-    assert "µs per request" in cost and "of Redis" in cost
+    cost = " ".join(soup.select_one(".metrics-cost").text.split())
+    assert re.search(r"Monitor's own cost: [0-9.,]+ µs CPU per request \([0-9.,]+ µs in its timing point, timed on "
+                     r"one request in 1; [0-9.,]+ µs in the workers' flusher threads, which use \S+ ms of CPU a "
+                     r"second each\)", cost), cost
+    assert "of Redis" in cost and "Not included: the CPU of Redis and of the gunicorn master" in cost
     by_count = BeautifulSoup(client.get("/admin/panels/metrics?sort=bogus").get_data(as_text=True), "html.parser")
     assert by_count.select("table.metrics-endpoints tbody tr td")[0].text == "GET /demo/hello"
 
@@ -328,19 +340,21 @@ def test_traffic_command_drives_every_demo_route(gunicorn, make_user, runner):
     assert {"/demo/hello", "/demo/sleep", "/demo/cached/<key>"} <= routes
 
 
-def test_bench_hooks_runs_and_counts_every_call(capsys, monkeypatch, redis_url):
-    """The benchmark of target (a), small: every hook call it times is recorded, and it prints its table."""
-    spec = importlib.util.spec_from_file_location("bench_hooks", ROOT / "bench" / "bench_hooks.py")
+def test_bench_request_cost_runs_small_and_prints_its_table(capsys):
+    """The benchmark of target (a), small: three app processes serve their rounds and it prints its table."""
+    spec = importlib.util.spec_from_file_location("bench_request_cost", ROOT / "bench" / "bench_request_cost.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    bench.CALLS, bench.REQUESTS, bench.ROUNDS = 2000, 100, 3
-    monkeypatch.setenv("REDIS_URL", redis_url)  # the suite's Redis, not an embedded one of its own
-    bench.main()  # asserts itself that 2 × CALLS × ROUNDS requests were recorded
-    table = {line[:44].strip(): line[44:].split() for line in capsys.readouterr().out.splitlines()[1:]}
-    fastest, median = map(float, table["monitor hooks (before, after)"][:2])
-    assert 0 < fastest <= median
-    assert float(table["two empty hooks (function-call floor)"][0]) < fastest
-    assert table["every app-wide hook, as Flask calls them"][2:] == ["(start_timer,", "stop_timer)"]
+    results = bench.main(["--rounds", "2", "--requests", "300"])
+    assert {name: len(rounds) for name, rounds in results.items()} == {
+        "bare Flask": 2, "bare Flask (A/A control)": 2, "monitor (create_app)": 2}
+    assert all(process > 0 and thread > 0 for rounds in results.values() for process, thread in rounds)
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[:34].strip(): line[34:].split() for line in lines[3:]}
+    assert set(rows) == {"bare Flask", "bare Flask (A/A control)", "monitor (create_app)", "added by the monitor",
+                         "A/A: control minus bare (noise)"}
+    assert rows["added by the monitor"][4:] == ["target", "≤", "3"]
+    assert all(len(cells) >= 4 for cells in rows.values())
 
 
 def test_unsent_buckets_are_capped_and_the_coarser_tiers_keep_the_count(app, client):

@@ -3,6 +3,7 @@
 The charts are uPlot's (drawn by ``monitor.js``), fed by a JSON data island in the fragment:
 the fragment stays the one thing a poll fetches, and its ETag covers the chart data too.
 """
+from ...web import hooks
 from ...web.panel import Panel
 from . import query
 
@@ -46,6 +47,6 @@ class MetricsPanel(Panel):
             "worker": target, "workers": workers, "hosts": sorted({h for h, _ in workers}),
             "series": chart, "peaks": {name: max((v for v in values if v is not None), default=0)
                                        for name, values in chart.items() if name != "t"},
-            "redis_bytes": query.redis_bytes(store),
+            "redis_bytes": query.redis_bytes(store), "sample_every": hooks.SAMPLE + 1,
             "query": {"window": window, "worker": target, "sort": sort},
         }

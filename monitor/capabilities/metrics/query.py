@@ -176,7 +176,7 @@ def _workers(store, recent, per_worker, wanted):
     samples = store.redis.mget([store.key("m", "w", h, p) for h, p in names]) if names else []
     workers = []
     hosts = {}
-    hook_ns = hook_n = 0
+    path_ns = path_n = flusher_cpu_s = requests = uptime_s = 0
     flush = []
     for (name, number), raw in zip(names, samples):
         sample = json.loads(raw) if raw else {}
@@ -190,8 +190,11 @@ def _workers(store, recent, per_worker, wanted):
         if sample:
             if sample["ts"] > hosts.get(name, ({}, 0))[1]:
                 hosts[name] = (sample["system"], sample["ts"])
-            hook_ns += sample["hook_ns"]
-            hook_n += sample["hook_n"]
+            path_ns += sample.get("path_ns", 0)
+            path_n += sample.get("path_n", 0)
+            flusher_cpu_s += sample.get("flusher_cpu_s", 0.0)
+            requests += sample.get("requests_total", 0)
+            uptime_s += sample.get("uptime_s", 0.0)
             flush.append(sample["flush_ms"])
     readings = [system for system, _ in hosts.values()]
     system = {"cpu_percent": None, "memory_percent": None, "load_avg": None}
@@ -201,9 +204,20 @@ def _workers(store, recent, per_worker, wanted):
             "memory_percent": round(sum(r["memory_percent"] for r in readings) / len(readings), 1),
             "load_avg": [round(sum(r["load_avg"][i] for r in readings) / len(readings), 2) for i in range(3)],
             "hosts": len(readings)}
-    overhead = {"hook_us_per_request": round(hook_ns / hook_n / 1000, 3) if hook_n else None,
-                "flush_ms": round(sum(flush) / len(flush), 3) if flush else None}
-    return workers, system, overhead
+    return workers, system, _overhead(path_ns, path_n, flusher_cpu_s, requests, uptime_s, flush)
+
+
+def _overhead(path_ns, path_n, flusher_cpu_s, requests, uptime_s, flush):
+    """Return the monitor's own CPU per host-app request: its timing point (a sample of requests
+    timed with perf_counter_ns) plus its flusher thread (time.thread_time over every tick), summed
+    over the workers' lifetimes; the flusher's CPU per second of uptime; the mean flush."""
+    path = path_ns / path_n / 1000 if path_n else None
+    flusher = flusher_cpu_s * 1e6 / requests if requests else None
+    return {"cpu_us_per_request": round(path + flusher, 3) if path is not None and flusher is not None else None,
+            "path_us_per_request": round(path, 3) if path is not None else None,
+            "flusher_us_per_request": round(flusher, 3) if flusher is not None else None,
+            "flusher_ms_per_s": round(flusher_cpu_s * 1000 / uptime_s, 3) if uptime_s else None,
+            "flush_ms": round(sum(flush) / len(flush), 3) if flush else None}
 
 
 def recent_workers(store, window_s, now=None):

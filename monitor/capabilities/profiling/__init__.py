@@ -35,7 +35,7 @@ class Profiling(Capability):
         collector = Collector(app.config["MONITOR_PROFILE_INTERVAL"])
         cpu = monitor.cpu_profiler = CpuSessions(monitor, collector)
         memory = monitor.memory_profiler = MemoryProfiler(monitor)
-        monitor.probes.append(RequestProbe(collector))
+        monitor.probe = RequestProbe(collector)
         monitor.commands.handler("profiler.heap")(heap_summary)
         monitor.commands.handler("profiler.trace_start")(memory.trace_start)
         monitor.commands.handler("profiler.trace_stop")(memory.trace_stop)

@@ -105,10 +105,37 @@ class Collector:
 
 
 class RequestProbe:
-    """The request probe (``web/hooks.py``): profile the requests a session or an admin asks for."""
+    """The timing point's probe (``web/hooks.py``): profile the requests a session or an admin asks for.
+
+    The timing point looks at ``armed`` and ``marker`` only; a request that passes gets
+    :meth:`wrap`, which still checks who asked.
+    """
+
+    #: The query string of a request that may be profiled for its own report.
+    marker = PROFILE_QUERY
 
     def __init__(self, collector):
         self.collector = collector
+
+    @property
+    def armed(self):
+        """Tell whether a session profiles this worker's requests."""
+        return self.collector.active is not None
+
+    def wrap(self, req, dispatch):
+        """Return ``dispatch``, wrapped to run under a profiler when this request is to be profiled."""
+        token = self.begin(req)
+        if token is None:
+            return dispatch
+
+        def profiled():
+            try:
+                response = dispatch()
+            except BaseException:
+                self.end(token, None)
+                raise
+            return self.end(token, response)
+        return profiled
 
     def begin(self, req):
         """Return ``(profiler, session_id)`` for a request to profile (session_id None: its own report)."""
