@@ -13,7 +13,7 @@ import sys
 from . import capability, config, embedded
 from .process import MASTER_ENV
 from .secrets import secret_key
-from .store import Store, safe_url
+from .store import Store, remember_kind, safe_url
 
 _master = {}
 
@@ -46,6 +46,10 @@ def on_starting(server):
     store = Store(url, settings["MONITOR_KEY_PREFIX"], timeout=max(settings["MONITOR_REDIS_TIMEOUT"], 1.0))
     if not store.ok():
         _fail(server, f"cannot reach Redis at {safe_url(url)} (REDIS_URL); is it running?")
+    remember_kind(url, store.kind)
+    renamed = store.adopt_legacy_keys()
+    if renamed:
+        server.log.info("monitor: %d keys renamed to the {%s}: form", renamed, store.prefix)
     os.environ[MASTER_ENV] = str(os.getpid())
     _master.update(settings=settings, store=store)
 

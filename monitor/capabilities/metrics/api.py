@@ -15,7 +15,7 @@ def register(bp):
     @role_required("viewer")
     def get_metrics():
         """Merged metrics of all workers (or one host / one pid) over ``window`` seconds."""
-        window = int_arg("window", 60, 10, 86400)
+        window = int_arg("window", 60, 10, query.MAX_WINDOW_S)
         pid = int_arg("pid", None, 1, 2**31)
         host = request.args.get("host") or None
         if host is not None and len(host) > 255:

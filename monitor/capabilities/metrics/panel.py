@@ -3,7 +3,8 @@ from ...web.panel import Panel
 from . import query
 
 #: Windows the selector offers, in seconds, with their labels.
-WINDOWS = {60: "1 min", 300: "5 min", 900: "15 min", 3600: "1 h", 21600: "6 h", 86400: "24 h"}
+WINDOWS = {60: "1 min", 300: "5 min", 900: "15 min", 3600: "1 h", 21600: "6 h", 86400: "24 h",
+           7 * 86400: "7 d", 30 * 86400: "30 d"}
 #: Sortable columns of the endpoint table (descending, except names).
 SORTS = ("count", "errors", "p50_ms", "p95_ms", "p99_ms", "endpoint")
 CHART_W, CHART_H = 300, 70

@@ -81,7 +81,7 @@ class FleetCollector:
 @role_required("viewer")
 def exposition():
     """The Prometheus text format of the merged metrics (``?window=`` s, default 60)."""
-    window = int_arg("window", 60, 10, 86400)
+    window = int_arg("window", 60, 10, query.MAX_WINDOW_S)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(state().store, window))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

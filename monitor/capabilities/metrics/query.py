@@ -1,75 +1,188 @@
-"""The read side: the fleet's metrics over a window, merged from every worker's buckets."""
-import functools
+"""The read side: the fleet's metrics over a window, from the merged buckets of ``ship.py``.
+
+A window is covered by few buckets whatever its length (``plan``): the finest tier still kept
+at the window's start for its first bucket, then at each step the coarsest bucket that
+starts there. Every bucket is one merged record plus the few records appended since its last
+merge (``compact``), so a query reads a bounded number of bytes however many workers write.
+
+What a scope can show:
+
+- the whole fleet: everything (endpoint rows with percentiles, totals, chart, workers[]);
+- ``host=``: the host's totals, status classes, percentiles and chart (kind ``h``), its workers;
+- ``pid=`` (with or without ``host=``): the worker's totals, status classes, mean latency and
+  chart of requests and errors (kind ``w``); no percentiles (``null``): keeping a histogram per
+  worker would make the store grow with the workers again.
+
+Endpoint rows are the fleet's only: under ``host=`` or ``pid=`` ``endpoints`` is empty.
+"""
 import json
 import time
 
 import numpy as np
 
-from .codec import CLASSES, PAIR_BYTES, TRIPLE_BYTES, split_detail
+from . import codec
+from .codec import CLASSES
 from .histogram import BUCKET_MS, NBUCKETS, percentile_rows
-from .ship import DETAIL_TIERS, SUMMARY_TIERS
+from .ship import TIERS
+
+#: The longest window the API, the panel and /metrics answer: 30 days.
+MAX_WINDOW_S = 30 * 86400
+#: A bucket counts as kept until this long before its TTL runs out (clocks of hosts differ).
+MARGIN_S = 30
+#: The chart uses the coarsest tier giving at least this many points.
+CHART_POINTS = 30
+CLASS_CODE = {c: i for i, c in enumerate(CLASSES)}
+ERRORS = CLASS_CODE["5xx"]
+#: The scope of a query → (kind of its totals, kind of its chart).
+KINDS = {"fleet": ("d", "s"), "host": ("h", "h"), "worker": ("w", "w")}
 
 
-def detail_tier(window_s):
-    """Return the detail tier a window reads: the coarsest giving at least 4 buckets."""
-    return max([t for t in DETAIL_TIERS if window_s >= 4 * t] or [min(DETAIL_TIERS)])
+def kept(kind, tier, start, now):
+    """Tell whether the bucket of ``tier`` starting at ``start`` is still in Redis."""
+    return start + tier + TIERS[kind][tier] - MARGIN_S > now
 
 
-def series_tier(window_s):
-    """Return the summary tier of the chart series: the coarsest giving at least 30 points."""
-    return max([t for t in SUMMARY_TIERS if window_s >= 30 * t] or [min(SUMMARY_TIERS)])
+def plan(kind, window_s, now):
+    """Return the ``(tier, start)`` buckets of ``kind`` that cover the last ``window_s`` s.
+
+    The first bucket is the finest still kept that holds the window's start (so the cover
+    reaches back at most one such bucket further); each next one is the coarsest that starts
+    where the last ended.
+    """
+    tiers = sorted(TIERS[kind])
+    lo = now - window_s
+    edge = next((t for t in tiers if kept(kind, t, int(lo // t) * t, now)), tiers[-1])
+    cursor = int(lo // edge) * edge
+    out = [(edge, cursor)]
+    cursor += edge
+    while cursor <= now:
+        tier = max(t for t in tiers if cursor % t == 0 and (t == edge or kept(kind, t, cursor, now)))
+        out.append((tier, cursor))
+        cursor += tier
+    return out
 
 
-def _buckets(now, window_s, tier):
-    first = int((now - window_s) // tier) * tier
-    if first + tier <= now - window_s:
-        first += tier
-    return list(range(first, int(now // tier) * tier + 1, tier))
+def chart_tier(kind, window_s, now):
+    """Return the tier of a window's chart: the coarsest giving ``CHART_POINTS`` points, kept that far back."""
+    lo = now - window_s
+    usable = [t for t in sorted(TIERS[kind]) if kept(kind, t, int(lo // t) * t, now)] or [max(TIERS[kind])]
+    return max([t for t in usable if window_s >= CHART_POINTS * t] or usable[:1])
 
 
-def _wanted(field, host, pid):
-    name, _, number = field.decode().rpartition("|")
-    if (host is not None and name != host) or (pid is not None and int(number) != pid):
-        return None
-    return name, int(number)
+def _starts(window_s, tier, now):
+    return list(range(int((now - window_s) // tier) * tier, int(now // tier) * tier + 1, tier))
+
+
+class Sums:
+    """Rows of many records added up by group and point: counts by status class, µs sums and
+    (``histograms``) dense latency histograms. ``key(name)`` gives a row's group, or None to
+    leave it out; ``parts`` are ``(point, Record)``."""
+
+    def __init__(self, parts, key, points=1, histograms=True):
+        self.index = {}
+        mapped = {}  # decoded records share the list of a names list seen before: map it once
+        rows, triples = [], []
+        for point, record in parts:
+            found = mapped.get(id(record.names))
+            if found is None:
+                found = mapped[id(record.names)] = (
+                    np.array([-1 if (g := key(name)) is None else self.index.setdefault(g, len(self.index))
+                              for name in record.names], dtype=np.int64),
+                    np.array([CLASS_CODE.get(name[-1], 0) for name in record.names], dtype=np.int64))
+            gid, cls = found
+            rows.append((point, gid, cls, record.counts, record.sums))
+            if histograms and len(record.rows):
+                triples.append((point, gid[record.rows], record.buckets, record.hits))
+        size = self.size = len(self.index)
+        self.by_class = np.zeros((points, size, len(CLASSES)))
+        self.sums = np.zeros(size)
+        self.hist = np.zeros((points, size, NBUCKETS)) if histograms else None
+        if not size:
+            return
+        point = np.concatenate([np.full(len(r[1]), r[0], dtype=np.int64) for r in rows])
+        gid, cls, counts, sums = (np.concatenate([r[i] for r in rows]) for i in range(1, 5))
+        keep = gid >= 0
+        slot = ((point * size + gid) * len(CLASSES) + cls)[keep]
+        self.by_class = np.bincount(slot, weights=counts[keep], minlength=points * size * len(CLASSES)
+                                    ).reshape(points, size, len(CLASSES))
+        self.sums = np.bincount(gid[keep], weights=sums[keep], minlength=size)
+        if triples:
+            point = np.concatenate([np.full(len(t[1]), t[0], dtype=np.int64) for t in triples])
+            gid, bucket, hits = (np.concatenate([t[i] for t in triples]) for i in range(1, 4))
+            keep = gid >= 0
+            cells = ((point * size + gid) * NBUCKETS + np.minimum(bucket, NBUCKETS - 1))[keep]
+            self.hist = np.bincount(cells, weights=hits[keep], minlength=points * size * NBUCKETS
+                                    ).reshape(points, size, NBUCKETS)
+
+
+def _key(scope, host, pid):
+    """Return the group key of a total's rows for this scope (one group, 0), or None to leave a row out."""
+    if scope == "fleet":
+        return lambda name: (name[0], name[1])  # (endpoint, method)
+    if scope == "host":
+        return lambda name: 0 if name[0] == host else None
+    return lambda name: 0 if name[1] == pid and host in (None, name[0]) else None
+
+
+def _chart_key(scope, host, pid):
+    return (lambda name: 0) if scope == "fleet" else _key(scope, host, pid)
 
 
 def query(store, window_s, host=None, pid=None, now=None):
     """Return the fleet's metrics over the last ``window_s`` s (the GET /api/admin/metrics body)."""
     now = time.time() if now is None else now
-    d_tier, s_tier = detail_tier(window_s), series_tier(window_s)
-    d_buckets, s_buckets = _buckets(now, window_s, d_tier), _buckets(now, window_s, s_tier)
+    scope = "worker" if pid is not None else "host" if host is not None else "fleet"
+    total_kind, chart_kind = KINDS[scope]
+    totals_plan, workers_plan = plan(total_kind, window_s, now), plan("w", window_s, now)
+    chart_s = chart_tier(chart_kind, window_s, now)
+    starts = _starts(window_s, chart_s, now)
+    names = [store.key("m", total_kind, t, s) for t, s in totals_plan]
+    worker_names = [store.key("m", "w", t, s) for t, s in workers_plan]
+    chart_names = [store.key("m", chart_kind, chart_s, s) for s in starts]
+    unique = list(dict.fromkeys(names + worker_names + chart_names))
     pipe = store.raw.pipeline(transaction=False)
-    for start in d_buckets:
-        pipe.hgetall(store.key("m", "d", d_tier, start))
-    for start in s_buckets:
-        pipe.hgetall(store.key("m", "s", s_tier, start))
+    for name in unique:
+        pipe.lrange(name, 0, -1)
     pipe.zrangebyscore(store.key("m", "workers"), now - max(window_s, 10), "+inf")
     replies = pipe.execute()
-    details, summaries, recent = replies[:len(d_buckets)], replies[len(d_buckets):-1], replies[-1]
+    cache = {}
+    records = {name: [codec.decode(blob, cache) for blob in blobs] for name, blobs in zip(unique, replies)}
+    recent = [m.decode() for m in replies[-1]]
 
-    wanted = functools.lru_cache(maxsize=None)(lambda field: _wanted(field, host, pid))
-    endpoints, per_worker, by_status, total_us, hist = _merge_details(details, wanted)
-    total = sum(by_status.values())
-    errors = by_status["5xx"]
-    span = max(now - d_buckets[0], 1.0)
-    overall = hist.sum(axis=0, keepdims=True) if len(hist) else np.zeros((1, NBUCKETS))
-    p50, p90, p95, p99 = percentile_rows(overall, (0.5, 0.9, 0.95, 0.99))[0] if total else (0.0,) * 4
-    nonzero = np.nonzero(overall[0])[0]
-    workers, system, overhead = _workers(store, recent, per_worker, wanted)
+    totals = Sums([(0, r) for name in names for r in records[name]], _key(scope, host, pid),
+                  histograms=scope != "worker")
+    by_class = totals.by_class[0].sum(axis=0)
+    by_status = {c: int(by_class[CLASS_CODE[c]]) for c in ("2xx", "3xx", "4xx", "5xx")}
+    total, errors = int(by_class.sum()), int(by_class[ERRORS])
+    micros = float(totals.sums.sum())
+    span = max(now - totals_plan[0][1], 1.0)
+    if totals.hist is not None:
+        overall = totals.hist[0].sum(axis=0, keepdims=True)
+        p50, p90, p95, p99 = (_ms(v) for v in percentile_rows(overall, (0.5, 0.9, 0.95, 0.99))[0])
+        nonzero = np.nonzero(overall[0])[0]
+        top = _ms(BUCKET_MS[nonzero[-1]]) if len(nonzero) else 0.0
+    else:
+        p50 = p90 = p95 = p99 = top = None
+    wanted = _key("worker", host, pid) if pid is not None else _key("host", host, None) if host else None
+    workers = Sums([(0, r) for name in worker_names for r in records[name]],
+                   lambda n: (n[0], n[1]) if wanted is None or wanted(n) is not None else None, histograms=False)
+    per_worker = {worker: int(workers.by_class[0, g].sum()) for worker, g in workers.index.items()}
+    chart = Sums([(i, r) for i, name in enumerate(chart_names) for r in records[name]],
+                 _chart_key(scope, host, pid), points=len(starts), histograms=chart_kind != "w")
+    worker_rows, system, overhead = _workers(store, recent, per_worker, host, pid)
     return {
         "requests": {"total": total, "rate_per_s": round(total / span, 3), "errors": errors,
                      "error_rate": round(errors / total, 4) if total else 0.0, "by_status": by_status},
-        "latency_ms": {"p50": _ms(p50), "p90": _ms(p90), "p95": _ms(p95), "p99": _ms(p99),
-                       "max": _ms(BUCKET_MS[nonzero[-1]]) if len(nonzero) else 0.0,
-                       "mean": _ms(total_us / total / 1000) if total else 0.0},
-        "endpoints": endpoints,
-        "workers": workers,
+        "latency_ms": {"p50": p50, "p90": p90, "p95": p95, "p99": p99, "max": top,
+                       "mean": _ms(micros / total / 1000) if total else 0.0},
+        "endpoints": _endpoints(totals) if scope == "fleet" else [],
+        "workers": worker_rows,
         "system": system,
-        "series": _series(summaries, s_buckets, wanted),
+        "series": _series(chart, starts),
         "window_s": window_s,
         "generated_at": round(now, 3),
-        "resolution_s": {"table": d_tier, "series": s_tier},
+        "scope": {"kind": scope, "endpoints": scope == "fleet", "percentiles": scope != "worker"},
+        "resolution_s": {"table": totals_plan[0][0], "series": chart_s},
         "overhead": overhead,
     }
 
@@ -78,102 +191,43 @@ def _ms(value):
     return round(float(value), 3)
 
 
-def _merge_details(details, wanted):
-    """Merge detail blobs: endpoint rows, per-worker counts, status counts, sum, dense histograms.
-
-    The Python loop only slices each worker's blob; the numbers are read in one pass each.
-    """
-    index = {}
-    seen = {}
-    class_code = {c: i for i, c in enumerate(CLASSES)}
-    owners, gids, classes, sums, triples, n_series, n_triples = [], [], [], [], [], [], []
-    for fields in details:
-        for field, blob in fields.items():
-            worker = wanted(field)
-            if worker is None:
-                continue
-            # Consecutive buckets of a worker mostly carry the same series list: map it once.
-            head, numbers = split_detail(blob)
-            mapped = seen.get(head)
-            if mapped is None:
-                names = json.loads(head)
-                mapped = seen[head] = (
-                    np.array([index.setdefault((e, m), len(index)) for e, m, _ in names], dtype=np.int64),
-                    np.array([class_code[c] for _, _, c in names], dtype=np.int64))
-            local, cls_codes = mapped
-            cut = PAIR_BYTES * len(local)
-            owners.append(worker)
-            gids.append(local)
-            classes.append(cls_codes)
-            sums.append(numbers[:cut])
-            triples.append(numbers[cut:])
-            n_series.append(len(local))
-            n_triples.append((len(numbers) - cut) // TRIPLE_BYTES)
-    pairs = np.frombuffer(b"".join(sums), dtype=np.int64).reshape(-1, 2)
-    per_field = np.bincount(np.repeat(np.arange(len(owners)), n_series), weights=pairs[:, 0], minlength=len(owners))
-    per_worker = {}
-    for worker, n in zip(owners, per_field.tolist()):
-        per_worker[worker] = per_worker.get(worker, 0) + int(n)
-    size = len(index)
-    by_status = dict.fromkeys(("2xx", "3xx", "4xx", "5xx"), 0)
-    if not size:
-        return [], per_worker, by_status, 0, np.zeros((0, NBUCKETS))
-    gid, cls = np.concatenate(gids), np.concatenate(classes)
-    count = np.bincount(gid, weights=pairs[:, 0], minlength=size)
-    micros = np.bincount(gid, weights=pairs[:, 1], minlength=size)
-    failed = np.bincount(gid[cls == 4], weights=pairs[cls == 4, 0], minlength=size)
-    for code, n in enumerate(np.bincount(cls, weights=pairs[:, 0], minlength=len(CLASSES))):
-        if CLASSES[code] in by_status:
-            by_status[CLASSES[code]] = int(n)
-    flat = np.frombuffer(b"".join(triples), dtype=np.int32).reshape(-1, 3)
-    first_row = np.concatenate(([0], np.cumsum(n_series)[:-1]))  # each field's first row in ``gid``
-    rows = gid[np.repeat(first_row, n_triples) + flat[:, 0]]
-    cells = rows * NBUCKETS + np.clip(flat[:, 1], 0, NBUCKETS - 1)
-    hist = np.bincount(cells, weights=flat[:, 2], minlength=size * NBUCKETS).reshape(size, NBUCKETS)
-    quantiles = percentile_rows(hist, (0.5, 0.95, 0.99))
-    endpoints = [
+def _endpoints(totals):
+    """Return the endpoint rows, busiest first."""
+    if not totals.size:
+        return []
+    count = totals.by_class[0].sum(axis=1)
+    failed = totals.by_class[0, :, ERRORS]
+    quantiles = percentile_rows(totals.hist[0], (0.5, 0.95, 0.99))
+    rows = [
         {"endpoint": endpoint, "method": method, "count": int(count[g]), "errors": int(failed[g]),
          "p50_ms": _ms(quantiles[g, 0]), "p95_ms": _ms(quantiles[g, 1]), "p99_ms": _ms(quantiles[g, 2]),
-         "mean_ms": _ms(micros[g] / count[g] / 1000) if count[g] else 0.0}
-        for (endpoint, method), g in index.items()]
-    endpoints.sort(key=lambda row: (-row["count"], row["endpoint"], row["method"]))
-    return endpoints, per_worker, by_status, int(micros.sum()), hist
+         "mean_ms": _ms(totals.sums[g] / count[g] / 1000) if count[g] else 0.0}
+        for (endpoint, method), g in totals.index.items()]
+    rows.sort(key=lambda row: (-row["count"], row["endpoint"], row["method"]))
+    return rows
 
 
-def _series(summaries, starts, wanted):
-    """Return the chart points: requests, errors and p95 of each bucket, all workers merged."""
-    head = 8 * len(CLASSES)
-    points, heads, tails = [], [], []
-    for point, fields in enumerate(summaries):
-        for field, raw in fields.items():
-            if wanted(field) is not None:
-                points.append(point)
-                heads.append(raw[:head])
-                tails.append(raw[head + 8:])  # past the classes and sum_us
-    by_class = np.zeros((len(starts), len(CLASSES)), dtype=np.int64)
-    hist = np.zeros((len(starts), NBUCKETS))
-    if points:
-        np.add.at(by_class, points, np.frombuffer(b"".join(heads), dtype=np.int64).reshape(-1, len(CLASSES)))
-        pairs = np.frombuffer(b"".join(tails), dtype=np.int32).reshape(-1, 2)
-        owner = np.repeat(points, [len(tail) // 8 for tail in tails])
-        cells = owner * NBUCKETS + np.minimum(pairs[:, 0], NBUCKETS - 1)
-        hist = np.bincount(cells, weights=pairs[:, 1],
-                           minlength=len(starts) * NBUCKETS).reshape(len(starts), NBUCKETS)
-    p95 = percentile_rows(hist, (0.95,))[:, 0]
-    requests, errors = by_class.sum(axis=1), by_class[:, CLASSES.index("5xx")]
+def _series(chart, starts):
+    """Return the chart points: requests, errors and p95 (None without histograms) of each bucket."""
+    if chart.size:
+        by_class = chart.by_class[:, 0, :]
+        requests, errors = by_class.sum(axis=1), by_class[:, ERRORS]
+    else:
+        requests = errors = np.zeros(len(starts))
+    p95 = percentile_rows(chart.hist[:, 0, :], (0.95,))[:, 0] if chart.hist is not None and chart.size else None
     return [{"t": start, "requests": int(requests[i]), "errors": int(errors[i]),
-             "p95_ms": _ms(p95[i]) if requests[i] else None} for i, start in enumerate(starts)]
+             "p95_ms": _ms(p95[i]) if p95 is not None and requests[i] else None} for i, start in enumerate(starts)]
 
 
-def _workers(store, recent, per_worker, wanted):
+def _workers(store, recent, per_worker, host, pid):
     """Return workers[] (seen in the window, or sampling now), the hosts' system mean, own cost."""
-    names = {tuple(w) for w in per_worker}
+    names = set(per_worker)
     for member in recent:
-        worker = wanted(member)
-        if worker is not None:
-            names.add(worker)
+        name, _, number = member.rpartition("|")
+        if (host is None or name == host) and (pid is None or int(number) == pid):
+            names.add((name, int(number)))
     names = sorted(names)
-    samples = store.redis.mget([store.key("m", "w", h, p) for h, p in names]) if names else []
+    samples = store.redis.mget([store.key("m", "sample", h, p) for h, p in names]) if names else []
     workers = []
     hosts = {}
     hook_ns = hook_n = 0
@@ -215,7 +269,8 @@ def recent_workers(store, window_s, now=None):
 
 def totals(store):
     """Return the fleet's lifetime request counts: {(endpoint, method, class): count}."""
-    return {tuple(json.loads(field)): int(n) for field, n in store.redis.hgetall(store.key("m", "total")).items()}
+    merged = codec.merge([codec.decode(blob) for blob in store.raw.lrange(store.key("m", "t"), 0, -1)])
+    return {name: int(n) for name, n in zip(merged.names, merged.counts) if n}
 
 
 _bytes_cache = {}
@@ -235,4 +290,3 @@ def redis_bytes(store, max_age=30.0):
         total += sum(n or 0 for n in pipe.execute())
     _bytes_cache[store.prefix] = (time.monotonic(), total)
     return total
-
