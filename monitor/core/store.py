@@ -124,11 +124,11 @@ class _Deferred:
         """Return a callable ``(keys=..., args=...)`` running ``text``, registered on its first call."""
         script = None
 
-        def run(keys=(), args=()):
+        def run(keys=(), args=(), client=None):
             nonlocal script
             if script is None:
                 script = self.__getattr__("register_script")(text)
-            return script(keys=keys, args=args)
+            return script(keys=keys, args=args, client=client)
         return run
 
     def __getattr__(self, name):

@@ -13,7 +13,7 @@ from bs4 import BeautifulSoup
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.auth.users import Users
-from monitor.capabilities.metrics import codec, compact, histogram, query, ship
+from monitor.capabilities.metrics import codec, compact, histogram, layout, query, ship
 from monitor.core.state import state
 from monitor.core.store import Store
 from support import Auth, UserFactory, bearer, wait_until
@@ -71,7 +71,6 @@ def test_records_round_trip_and_merge_exactly():
     assert cells == {(("/a", "GET", "2xx"), 200): 3, (("/a", "GET", "2xx"), 210): 1,
                      (("/a", "GET", "2xx"), 400): 2**33, (("/b", "POST", "5xx"), 30): 1}
     assert dict(zip(again.names, again.counts.tolist())) == {("/a", "GET", "2xx"): 5, ("/b", "POST", "5xx"): 1}
-    assert codec.record_id(codec.pack(merged)) != codec.record_id(codec.pack(merged))
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -134,7 +133,7 @@ def test_the_chart_has_at_least_thirty_points_from_a_tier_kept_that_long(window,
 
 
 def test_the_hour_tier_is_kept_thirty_days():
-    assert ship.TIERS["d"][3600] >= 30 * 86400 and query.MAX_WINDOW_S == 30 * 86400
+    assert layout.TIERS["d"][3600] >= 30 * 86400 and query.MAX_WINDOW_S == 30 * 86400
 
 
 # ---------------------------------------------------------------- shipping and query, in process
@@ -171,11 +170,19 @@ def test_query_merges_what_the_shipper_wrote(app, client):
     assert query.query(monitor.store, 60, pid=os.getpid())["requests"]["total"] == 6
 
 
-def test_every_metrics_key_has_a_ttl(app, client):
+def test_every_metrics_key_has_a_ttl_and_every_tier_gets_the_request(app, client):
     client.get("/demo/hello")
     monitor = flushed(app)
+    later = time.time() + 2 * 86400
+    for i in range(8):  # each roll-up is due a grace (1.4 s here) after the one below it
+        monitor.flusher.tick(later + 2 * i)
     names = list(monitor.store.scan_prefix("m"))
-    assert len(names) >= 10
+    for kind, tiers in layout.TIERS.items():
+        found = {layout.parse(n)[1] for n in names if n.split(":")[2] == kind}
+        assert found == set(tiers), kind
+        top = next(n for n in names if n.split(":")[2] == kind and layout.parse(n)[1] == max(tiers))
+        assert codec.decode(monitor.store.raw.lindex(top, 0)).counts.sum() == 1
+    assert not [n for n in names if ":lock:" in n]
     for name in names:
         assert monitor.store.redis.ttl(name) > 0, name
 
@@ -184,6 +191,8 @@ def test_an_old_window_no_longer_sees_the_requests(app, client):
     client.get("/demo/hello")
     monitor = flushed(app)
     later = time.time() + 300
+    for at in (later - 200, later - 100):  # the flushes meanwhile roll the closed buckets up
+        monitor.flusher.tick(at)
     assert query.query(monitor.store, 60, now=later)["requests"]["total"] == 0
     assert query.query(monitor.store, 600, now=later)["requests"]["total"] == 1
 
@@ -427,7 +436,7 @@ def test_unsent_buckets_are_capped_and_the_coarser_tiers_keep_the_count(app, cli
         client.get("/demo/hello")
         undo = shipper(monitor.store.redis.pipeline(transaction=False), start + second + 0.5)
         undo()  # never sent, as while Redis is down
-    assert len(shipper.pending[1]) == ship.MAX_PENDING + 1  # and the open one
+    assert len([t for t, _ in shipper.pending["s"] if t == 1]) == ship.MAX_PENDING + 1  # and the open one
     pipe = monitor.store.redis.pipeline(transaction=False)
     shipper(pipe, start + 130.5)
     pipe.execute()
@@ -451,63 +460,70 @@ def hello(count, idx=250):
     return {("/hello", "GET", "2xx"): [count, count * 1_000_000, {idx: count}]}
 
 
-def test_a_merge_keeps_what_was_appended_meanwhile_and_loses_no_count(store):
-    compactor = compact.Compactor(store)
-    name = store.key("m", "d", 10, 1000)
+def counts(store, name):
+    return [int(codec.decode(blob).counts.sum()) for blob in store.raw.lrange(name, 0, -1)]
+
+
+def test_a_roll_up_keeps_what_was_appended_meanwhile_and_counts_everything_once(store):
+    compactor = compact.Compactor(store, grace=1)
+    base = int(time.time()) // 60 * 60
+    name, parent = layout.name(store, "d", 10, base), layout.name(store, "d", 60, base)
+    lock = compact.lock_key(store, name)
     write(store, name, *[hello(1)] * 40)
-    blobs = compactor.claim(keys=[name, compact.lock_key(store, name)], args=[2, compact.LOCK_MS, "me"])
-    assert len(blobs) == 40
-    assert compactor.claim(keys=[name, compact.lock_key(store, name)], args=[2, compact.LOCK_MS, "you"]) is None
+    blobs = compactor.claim(keys=[name, lock], args=[1, compact.LOCK_MS, "me"])
+    assert len(blobs) == 40 and compactor.claim(keys=[name, lock], args=[1, compact.LOCK_MS, "you"]) is None
     write(store, name, hello(5))  # a flush lands while the merge runs
-    merged = codec.pack(codec.merge([codec.decode(b) for b in blobs]))
-    assert compactor.swap(keys=[name, compact.lock_key(store, name)],
-                          args=[len(blobs), codec.record_id(blobs[0]), merged, "me"]) == 1
-    assert store.raw.llen(name) == 2 and 0 < store.raw.ttl(name) <= 600
-    # a retried swap (its answer lost) finds the list changed and does nothing
-    assert compactor.swap(keys=[name, compact.lock_key(store, name)],
-                          args=[len(blobs), codec.record_id(blobs[0]), merged, "me"]) == 0
-    assert compactor.compact(name) and store.raw.llen(name) == 1
-    record = codec.decode(store.raw.lindex(name, 0))
-    assert record.counts.tolist() == [45] and record.hits.tolist() == [45]
+    merged = codec.merge([codec.decode(b) for b in blobs])
+    args = [len(blobs), "me", codec.pack(merged), layout.expires("d", 60, base), codec.pack(merged, rolled=True)]
+    assert compactor.swap(keys=[name, lock, parent], args=[len(blobs), "you", *args[2:]]) == 0
+    assert compactor.swap(keys=[name, lock, parent], args=args) == 1
+    assert counts(store, name) == [40, 5] and 0 < store.raw.ttl(name) <= 600
+    assert counts(store, parent) == [40] and store.raw.ttl(parent) > 2 * 3600 - 100
+    # a retried swap (its answer lost) finds its lock gone and does nothing
+    assert compactor.swap(keys=[name, lock, parent], args=args) == 0
+    assert compactor.compact({name: True}, now=base + 100) == 1  # the late record rolls up too, alone
+    assert counts(store, name) == [45] and codec.rolled(store.raw.lindex(name, 0))
+    assert counts(store, parent) == [40, 5] and compactor.closing == {parent: base + 100 + 1}
+    assert compactor.compact({name: True}, now=base + 100) == 0  # nothing left to roll up
 
 
-def test_every_thirty_second_record_and_each_closed_bucket_is_merged(app, client):
-    """The lists stay short however many records flushes append: a flush whose RPUSH makes a
-    list's length a multiple of EVERY merges it, and each bucket is merged once more after it closed."""
+def test_a_list_is_merged_at_every_thirty_second_record_and_rolled_up_after_it_closed(app, client):
     monitor = flushed(app)
     shipper = monitor.flusher.shippers[0]
     store = monitor.store
-    name = store.key("m", "d", 10, 1000)
+    base = int(time.time()) // 60 * 60
+    name = layout.name(store, "d", 10, base)
     write(store, name, *[hello(1)] * compact.EVERY)
     shipper.landed([("RPUSH", name, b"")], [compact.EVERY])
     shipper.compactor(time.time())
-    assert store.raw.llen(name) == 1
+    assert counts(store, name) == [compact.EVERY] and not codec.rolled(store.raw.lindex(name, 0))
     write(store, name, hello(2), hello(3))
-    shipper.compactor.due(name, 1500)
-    shipper.compactor(1499)
+    shipper.compactor.closing = {name: base + 15}
+    shipper.compactor(base + 14)
     assert store.raw.llen(name) == 3  # not yet due
-    shipper.compactor(1500)
-    assert store.raw.llen(name) == 1
-    assert codec.decode(store.raw.lindex(name, 0)).counts.tolist() == [compact.EVERY + 5]
+    shipper.compactor(base + 15)
+    assert counts(store, name) == [compact.EVERY + 5] and codec.rolled(store.raw.lindex(name, 0))
+    assert counts(store, layout.name(store, "d", 60, base)) == [compact.EVERY + 5]
 
 
-def test_flushes_of_many_workers_merge_into_one_record_per_bucket(app, client):
-    """Ten flushes of the real shipper: the buckets they wrote end as one record each, and the
-    answer is the same before and after the merges."""
+def test_a_query_counts_every_request_once_before_during_and_after_roll_ups(app, client):
+    """Flushes into closed and open buckets, then roll-ups one tier at a time: every answer
+    on the way is the same (a rolled record is never counted beside its parent's copy)."""
     monitor = flushed(app)
     now = time.time()
-    for i in range(10):
+    for i in range(30):
         client.get("/demo/hello")
-        monitor.flusher.tick(now - 30 + i)
-    before = query.query(monitor.store, 300, now=now)
-    assert before["requests"]["total"] == 10
-    for name in monitor.store.scan_prefix("m", "d"):
-        monitor.flusher.shippers[0].compactor.compact(name)
-    after = query.query(monitor.store, 300, now=now)
-    assert {n: monitor.store.raw.llen(n) for n in monitor.store.scan_prefix("m", "d")} == \
-        {n: 1 for n in monitor.store.scan_prefix("m", "d")}
-    assert after["requests"] == before["requests"] and after["endpoints"] == before["endpoints"]
-    assert after["series"] == before["series"]
+        monitor.flusher.tick(now - 120 + 4 * i)
+    compactor = monitor.flusher.shippers[0].compactor
+    answers = []
+    for _ in range(6):
+        answers.append([query.query(monitor.store, w, now=now) for w in (60, 300, 3600, 86400)])
+        compactor.compact({n: True for n in monitor.store.scan_prefix("m", "d")}, now)
+    for answer in answers:
+        assert [a["requests"] for a in answer] == [a["requests"] for a in answers[0]]
+        assert [a["endpoints"] for a in answer] == [a["endpoints"] for a in answers[0]]
+        assert [a["series"] for a in answer] == [a["series"] for a in answers[0]]
+    assert [a["requests"]["total"] for a in answers[0]][1:] == [30, 30, 30]
 
 
 def test_host_and_worker_scopes_show_what_they_keep(app, client):

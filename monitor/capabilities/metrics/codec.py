@@ -7,13 +7,13 @@ an endpoint, ``(class,)`` for the fleet's summary, ``(host, class)`` for a host,
 a sparse histogram: (row, bucket index, count) triples. Records add up row by row and bucket
 by bucket, so a merge of merges is exact, whatever the order.
 
-Bytes: ``HEADER`` (record id, version, flags, row count, triple count, names length), then
+Bytes: ``HEADER`` (version, flags, row count, triple count, names length), then
 the body: the names as JSON, int64 counts, int64 sums (µs), then the triples as three
-columns: uint32 row, uint16 bucket, uint32 count (uint64 when ``WIDE``). Merged records
-are zlib-compressed after the header (``ZLIB``): about 1.7 bytes per histogram bucket.
+columns: uint32 row, uint16 bucket, uint32 count (uint64 when ``WIDE``). Merges of closed
+buckets are zlib-compressed after the header (``ZLIB``): about 1.7 bytes per histogram
+bucket. ``ROLLED`` marks a record whose rows a coarser bucket holds too (``compact``).
 """
 import json
-import os
 import struct
 import zlib
 
@@ -22,10 +22,9 @@ import numpy as np
 from .histogram import NBUCKETS
 
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-HEADER = struct.Struct("<8sBBIII")
+HEADER = struct.Struct("<BBIII")
 VERSION = 1
-ZLIB, WIDE = 1, 2
-ID_BYTES = 8
+ZLIB, WIDE, ROLLED = 1, 2, 4
 
 
 class Record:
@@ -78,26 +77,26 @@ def encode(rows, compress=False):
                  np.array(hits, dtype=np.int64), compress)
 
 
-def _pack(names, counts, sums, rows, buckets, hits, compress):
+def _pack(names, counts, sums, rows, buckets, hits, compress, rolled=False):
     head = json.dumps(names, separators=(",", ":")).encode()
     wide = bool(len(hits)) and int(hits.max()) >= 2**32
     body = b"".join((head, counts.astype("<i8").tobytes(), sums.astype("<i8").tobytes(),
                      rows.astype("<u4").tobytes(), buckets.astype("<u2").tobytes(),
                      hits.astype("<u8" if wide else "<u4").tobytes()))
-    flags = (WIDE if wide else 0) | (ZLIB if compress else 0)
+    flags = (WIDE if wide else 0) | (ZLIB if compress else 0) | (ROLLED if rolled else 0)
     if compress:
         body = zlib.compress(body, 1)
-    return HEADER.pack(os.urandom(ID_BYTES), VERSION, flags, len(names), len(rows), len(head)) + body
+    return HEADER.pack(VERSION, flags, len(names), len(rows), len(head)) + body
 
 
-def record_id(blob):
-    """Return the id of a record (its first bytes), unique to each record written."""
-    return blob[:ID_BYTES]
+def rolled(blob):
+    """Tell whether a record's rows are held by a coarser bucket too (without decoding it)."""
+    return bool(blob[1] & ROLLED)
 
 
 def decode(blob, names_cache=None):
     """Return the Record of ``blob``; ``names_cache`` (a dict) saves parsing a names list seen before."""
-    _, version, flags, n_rows, n_triples, head_len = HEADER.unpack_from(blob)
+    version, flags, n_rows, n_triples, head_len = HEADER.unpack_from(blob)
     if version != VERSION:
         raise ValueError(f"metrics record version {version} is not {VERSION}")
     body = memoryview(blob)[HEADER.size:]
@@ -146,9 +145,10 @@ def merge(records):
                   unique % NBUCKETS, summed.astype(np.int64))
 
 
-def pack(record, compress=True):
-    """Return the bytes of a decoded (merged) Record, with a new id."""
-    return _pack(record.names, record.counts, record.sums, record.rows, record.buckets, record.hits, compress)
+def pack(record, compress=True, rolled=False):
+    """Return the bytes of a decoded (merged) Record."""
+    return _pack(record.names, record.counts, record.sums, record.rows, record.buckets, record.hits, compress,
+                 rolled)
 
 
 def dense(record, row_of, size):

@@ -1,50 +1,58 @@
-"""Compaction: a bucket's list of records, merged into one record in Redis.
+"""Merging a bucket's records in Redis, and rolling a closed bucket up into the next tier.
 
-Every worker's flush appends one record to each bucket it writes (``ship.py``), so a bucket
-would grow with the workers and the flushes. Whoever appends a record that brings a list to
-a multiple of ``EVERY`` records merges it, as does, once, each worker that wrote a bucket
-when the bucket has closed. So a closed bucket is one merged record (its size follows the
-series and the latency spread, not the worker count) and an open one holds at most about
-``EVERY`` records more: what a query reads is bounded whatever the fleet's size.
+Every worker's flush appends one record to the finest bucket of each kind (``ship.py``).
+Two merges keep the lists short, whatever the number of workers:
 
-Merging is safe against every race: a short lock (``CLAIM``) keeps two workers from doing
-the same work, and the swap (``SWAP``) happens only if the list still starts with the
-record the merge read first. Records appended meanwhile stay behind the merged one. A swap
-that times out and is retried finds the list changed and does nothing, so no count is lost
-or counted twice.
+- **open merge**: the flush whose append brings a list to a multiple of ``EVERY`` records
+  merges what the list has not rolled up into one record;
+- **roll-up**: each worker that wrote a bucket asks, a grace after the bucket closed (or after
+  a late write to it), that it be merged into one record marked rolled (``codec.ROLLED``);
+  what it had not rolled up yet is appended, as one record, to the bucket of the next tier.
+
+So a closed bucket is one record (its size follows the series and the latency spread, not the
+worker count), an open finest bucket holds at most about ``EVERY`` more, and an open coarse
+bucket one record per finer bucket that closed in it.
+
+Both are safe against every race: a short lock (``CLAIM``) gives one worker the records,
+and the swap (``SWAP``) happens only while that worker still holds the lock, so no one else
+merged them meanwhile; records appended meanwhile stay behind. A merge that outlived its
+lock is dropped; a swap that timed out and is retried finds its lock gone and does nothing.
+The replacement and the roll-up are one script: no count is lost or counted twice.
 """
-import logging
 import secrets
 
-from . import codec
+from . import codec, layout
 
-log = logging.getLogger(__name__)
-
-#: Records a list may gain before its next merge.
+#: Records an open list may gain before its next merge.
 EVERY = 32
 #: How long a merge may hold its bucket's lock (a merge takes milliseconds).
 LOCK_MS = 2000
 
-#: KEYS: list, lock. ARGV: minimum length, lock ms, lock token. The list's records when it
-#: has at least the minimum and the lock was free (now taken), else nil.
+#: KEYS: list, lock. ARGV: '1' for a roll-up ('0': an open merge), lock ms, lock token. The
+#: list's records if there is work (an open merge: two records or more; a roll-up: anything
+#: but one rolled record) and the lock was free (now taken), else nil.
 CLAIM = """
 local n = redis.call('LLEN', KEYS[1])
-if n < tonumber(ARGV[1]) then return false end
+if n == 0 or (n == 1 and (ARGV[1] == '0'
+    or bit.band(string.byte(redis.call('LINDEX', KEYS[1], 0), 2), %d) ~= 0)) then return false end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then return false end
 return redis.call('LRANGE', KEYS[1], 0, n - 1)
-"""
-#: KEYS: list, lock. ARGV: records read, id of the first one, the merged record, lock token.
-#: Replaces the records read by the merged one, keeping those appended since and the TTL;
-#: 1 if it did, 0 if the list no longer starts with what was read.
+""" % codec.ROLLED
+#: KEYS: list, lock, parent list. ARGV: records read, lock token, record for the parent ('' for
+#: none), the parent's expiry (Unix time), then the records that replace those read, in order.
+#: Keeps the records appended since and the TTL, frees the lock; 0 if the lock was no longer
+#: this token's.
 SWAP = """
-if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
-local first = redis.call('LINDEX', KEYS[1], 0)
-local n = tonumber(ARGV[1])
-if not first or string.sub(first, 1, 8) ~= ARGV[2] or redis.call('LLEN', KEYS[1]) < n then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[2])
 local ttl = redis.call('PTTL', KEYS[1])
-redis.call('LTRIM', KEYS[1], n, -1)
-redis.call('LPUSH', KEYS[1], ARGV[3])
+redis.call('LTRIM', KEYS[1], ARGV[1], -1)
+for i = #ARGV, 5, -1 do redis.call('LPUSH', KEYS[1], ARGV[i]) end
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if ARGV[3] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('EXPIREAT', KEYS[3], ARGV[4])
+end
 return 1
 """
 
@@ -55,44 +63,78 @@ def lock_key(store, name):
 
 
 class Compactor:
-    """Merge the lists this worker asks for: now (``want``), or once a bucket closed (``due``)."""
+    """Merge the lists this worker asks for: at its next run (``want``), or rolled up at a
+    given time (``due``). A flusher task; ``grace`` is how long after a bucket closes the
+    fleet's last writes to it may still land."""
 
-    def __init__(self, store):
+    def __init__(self, store, grace):
         self.store = store
+        self.grace = grace
         self.claim = store.raw.register_script(CLAIM)
         self.swap = store.raw.register_script(SWAP)
         self.wanted = set()
-        self.closing = {}  # list name → when to merge it once more
+        self.closing = {}  # list name → when to roll it up
         self.merged = 0
 
     def want(self, name):
-        """Merge ``name`` at the next run."""
+        """Merge what ``name`` has not rolled up, at the next run."""
         self.wanted.add(name)
 
     def due(self, name, at):
-        """Merge ``name`` once more at ``at`` (its bucket's end plus a grace), if it holds more than one record."""
+        """Roll the bucket ``name`` up at ``at`` (or later)."""
         if self.closing.get(name, 0) < at:
             self.closing[name] = at
 
     def __call__(self, now):
-        """Run the merges wanted and due (a flusher task)."""
-        ready = [name for name, at in self.closing.items() if at <= now]
+        """Run the merges wanted and the roll-ups due."""
+        ready = {name: at for name, at in self.closing.items() if at <= now}
         for name in ready:
             del self.closing[name]
-        work = [(name, EVERY) for name in self.wanted] + [(name, 2) for name in ready if name not in self.wanted]
+        work = {name: False for name in self.wanted} | dict.fromkeys(ready, True)
         self.wanted = set()
-        for name, least in work:
-            self.compact(name, least)
+        try:
+            if work:
+                self.compact(work, now)
+        except Exception:
+            for name, at in ready.items():  # the roll-ups are tried again at the next run
+                self.due(name, at)
+            raise
 
-    def compact(self, name, least=2):
-        """Merge the list ``name`` if it holds at least ``least`` records and no one else merges
-        it now; return True if this call replaced its records."""
+    def compact(self, work, now):
+        """Merge each list of ``{name: roll up?}``, if no one else merges it now; return how many
+        this call replaced."""
         token = secrets.token_hex(8)
-        lock = lock_key(self.store, name)
-        blobs = self.claim(keys=[name, lock], args=[least, LOCK_MS, token])
-        if not blobs:
-            return False
-        merged = codec.pack(codec.merge([codec.decode(blob) for blob in blobs]))
-        done = bool(self.swap(keys=[name, lock], args=[len(blobs), codec.record_id(blobs[0]), merged, token]))
-        self.merged += done
-        return done
+        pipe = self.store.raw.pipeline(transaction=False)
+        for name, roll in work.items():
+            self.claim(keys=[name, lock_key(self.store, name)], args=[int(roll), LOCK_MS, token], client=pipe)
+        claimed = [(name, blobs) for name, blobs in zip(work, pipe.execute()) if blobs]
+        if not claimed:
+            return 0
+        pipe = self.store.raw.pipeline(transaction=False)
+        parents = []
+        for name, blobs in claimed:
+            records = [codec.decode(blob) for blob in blobs]
+            fresh = [record for blob, record in zip(blobs, records) if not codec.rolled(blob)]
+            parent, up, expiry = name, b"", 0
+            if work[name]:  # roll up: one rolled record; what was not rolled goes to the next tier
+                replace = [codec.pack(codec.merge(records), rolled=True)]
+                kind, tier, start = layout.parse(name)
+                above = layout.coarser(kind, tier)
+                if above is not None and fresh:
+                    top = start // above * above
+                    parent = layout.name(self.store, kind, above, top)
+                    up, expiry = codec.pack(codec.merge(fresh)), layout.expires(kind, above, top)
+            else:  # open merge: the rolled records stay as they are
+                replace = [blob for blob in blobs if codec.rolled(blob)]
+                if fresh:
+                    replace.append(codec.pack(codec.merge(fresh), compress=False))
+            parents.append(parent if up else None)
+            self.swap(keys=[name, lock_key(self.store, name), parent],
+                      args=[len(blobs), token, up, expiry, *replace], client=pipe)
+        done = pipe.execute()
+        for parent, ok in zip(parents, done):
+            if parent and ok:  # the parent rolls up in its turn (at once if it had closed: a late roll-up)
+                _, tier, start = layout.parse(parent)
+                self.due(parent, max(start + tier, now) + self.grace)
+        self.merged += sum(done)
+        return sum(done)

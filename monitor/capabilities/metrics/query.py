@@ -2,8 +2,11 @@
 
 A window is covered by few buckets whatever its length (``plan``): the finest tier still kept
 at the window's start for its first bucket, then at each step the coarsest bucket that
-starts there. Every bucket is one merged record plus the few records appended since its last
-merge (``compact``), so a query reads a bounded number of bytes however many workers write.
+starts there. Buckets that closed less than ``layout.LAG_S`` ago may not have rolled up
+yet, so the finer buckets of that span are read too (``expand``), each record counted at
+one level only (a rolled record's rows are in its parent), in one MULTI/EXEC so no roll-up
+falls between two reads. Every bucket is one merged record plus a bounded few appended since
+(``compact``): a query reads a bounded number of bytes however many workers write.
 
 What a scope can show:
 
@@ -20,10 +23,10 @@ import time
 
 import numpy as np
 
-from . import codec
+from . import codec, layout
 from .codec import CLASSES
 from .histogram import BUCKET_MS, NBUCKETS, percentile_rows
-from .ship import TIERS
+from .layout import TIERS
 
 #: The longest window the API, the panel and /metrics answer: 30 days.
 MAX_WINDOW_S = 30 * 86400
@@ -59,6 +62,25 @@ def plan(kind, window_s, now):
         tier = max(t for t in tiers if cursor % t == 0 and (t == edge or kept(kind, t, cursor, now)))
         out.append((tier, cursor))
         cursor += tier
+    return out
+
+
+def expand(kind, roots, now):
+    """Return ``[(root index, tier, start, is root)]``: the buckets ``roots`` and, under those
+    that closed less than ``LAG_S`` ago, the finer buckets of that span (recursively)."""
+    out = []
+
+    def visit(i, tier, start, root):
+        out.append((i, tier, start, root))
+        below = layout.finer(kind, tier)
+        if below is None or start + tier <= now - layout.LAG_S:
+            return
+        for child in range(start, min(start + tier, int(now // below) * below + 1), below):
+            if child + below > now - layout.LAG_S:
+                visit(i, below, child, False)
+
+    for i, (tier, start) in enumerate(roots):
+        visit(i, tier, start, True)
     return out
 
 
@@ -133,24 +155,31 @@ def query(store, window_s, host=None, pid=None, now=None):
     now = time.time() if now is None else now
     scope = "worker" if pid is not None else "host" if host is not None else "fleet"
     total_kind, chart_kind = KINDS[scope]
-    totals_plan, workers_plan = plan(total_kind, window_s, now), plan("w", window_s, now)
+    totals_plan = plan(total_kind, window_s, now)
     chart_s = chart_tier(chart_kind, window_s, now)
     starts = _starts(window_s, chart_s, now)
-    names = [store.key("m", total_kind, t, s) for t, s in totals_plan]
-    worker_names = [store.key("m", "w", t, s) for t, s in workers_plan]
-    chart_names = [store.key("m", chart_kind, chart_s, s) for s in starts]
-    unique = list(dict.fromkeys(names + worker_names + chart_names))
-    pipe = store.raw.pipeline(transaction=False)
-    for name in unique:
+    reads = {"totals": (total_kind, expand(total_kind, totals_plan, now)),
+             "workers": ("w", expand("w", plan("w", window_s, now), now)),
+             "chart": (chart_kind, expand(chart_kind, [(chart_s, s) for s in starts], now))}
+    names = list(dict.fromkeys(layout.name(store, kind, t, s) for kind, found in reads.values()
+                               for _, t, s, _ in found))
+    pipe = store.raw.pipeline(transaction=True)  # one snapshot: no roll-up between two reads
+    for name in names:
         pipe.lrange(name, 0, -1)
     pipe.zrangebyscore(store.key("m", "workers"), now - max(window_s, 10), "+inf")
     replies = pipe.execute()
-    cache = {}
-    records = {name: [codec.decode(blob, cache) for blob in blobs] for name, blobs in zip(unique, replies)}
+    blobs = dict(zip(names, replies))
     recent = [m.decode() for m in replies[-1]]
+    cache = {}
 
-    totals = Sums([(0, r) for name in names for r in records[name]], _key(scope, host, pid),
-                  histograms=scope != "worker")
+    def parts(part):
+        """Return ``(point, Record)`` of one read: every record of a root bucket, the not yet
+        rolled records of the finer ones."""
+        kind, found = reads[part]
+        return [(i, codec.decode(blob, cache)) for i, t, s, root in found
+                for blob in blobs[layout.name(store, kind, t, s)] if root or not codec.rolled(blob)]
+
+    totals = Sums([(0, r) for _, r in parts("totals")], _key(scope, host, pid), histograms=scope != "worker")
     by_class = totals.by_class[0].sum(axis=0)
     by_status = {c: int(by_class[CLASS_CODE[c]]) for c in ("2xx", "3xx", "4xx", "5xx")}
     total, errors = int(by_class.sum()), int(by_class[ERRORS])
@@ -164,11 +193,10 @@ def query(store, window_s, host=None, pid=None, now=None):
     else:
         p50 = p90 = p95 = p99 = top = None
     wanted = _key("worker", host, pid) if pid is not None else _key("host", host, None) if host else None
-    workers = Sums([(0, r) for name in worker_names for r in records[name]],
+    workers = Sums([(0, r) for _, r in parts("workers")],
                    lambda n: (n[0], n[1]) if wanted is None or wanted(n) is not None else None, histograms=False)
     per_worker = {worker: int(workers.by_class[0, g].sum()) for worker, g in workers.index.items()}
-    chart = Sums([(i, r) for i, name in enumerate(chart_names) for r in records[name]],
-                 _chart_key(scope, host, pid), points=len(starts), histograms=chart_kind != "w")
+    chart = Sums(parts("chart"), _chart_key(scope, host, pid), points=len(starts), histograms=chart_kind != "w")
     worker_rows, system, overhead = _workers(store, recent, per_worker, host, pid)
     return {
         "requests": {"total": total, "rate_per_s": round(total / span, 3), "errors": errors,

@@ -1,55 +1,33 @@
-"""The write side: each worker's flusher shipper and the Redis layout it writes.
+"""The write side: each worker's flusher shipper (the layout it writes is in ``layout``).
 
-Redis layout (every key under ``key("m", ...)``, every one with a TTL):
+Each flush appends the recorder's delta (the requests since the last flush) as one record to
+the current finest bucket of each kind, and to the lifetime totals; merging and rolling up
+into the coarser tiers is ``compact``'s. The deltas are safe to add because every flush is
+applied exactly once (``core/flusher.py``).
 
-- ``m:<kind>:<tier>:<bucket start>`` list of records (``codec``): what the whole fleet
-  recorded in that time bucket. Each flush of each worker appends its delta (the requests
-  since its last flush) as one record, and the list is merged in place (``compact``), so a
-  bucket's size follows its series, not the number of workers. Kinds:
-
-  | kind | rows | histograms | used for |
-  |---|---|---|---|
-  | ``d`` | (endpoint, method, class) | yes | the endpoint table, totals and percentiles |
-  | ``s`` | (class,) | yes | the chart series |
-  | ``h`` | (host, class) | yes | a host's totals, percentiles and chart (``host=``) |
-  | ``w`` | (host, pid, class) | no | workers[] and a worker's totals and chart (``pid=``) |
-
-- ``m:t`` list of records, rows (endpoint, method, class), counts only: lifetime totals
-  (the Prometheus counters), merged the same way.
-- ``m:sample:<host>:<pid>`` the worker's last sample (JSON: psutil readings, RSS slope, hook
-  cost); ``m:workers`` zset of ``host|pid`` by last sample time.
-
-The deltas are safe to add because every flush is applied exactly once (``core/flusher.py``).
-A worker whose send fails keeps its deltas (the 1 s tier its last ``MAX_PENDING`` buckets,
-the coarser tiers everything) and sends them with its next flush; a SIGKILLed worker loses
-only what it recorded since its last flush.
+A worker whose send fails keeps its deltas and sends them with its next flush: per kind its
+last ``MAX_PENDING`` finest buckets, the older ones merged into the next tier's buckets (so
+the 1 s chart tier keeps its last 120 s, the coarser tiers every request). A SIGKILLed
+worker loses only what it recorded since its last flush.
 """
 import json
+import time
 from collections import deque
 
 import numpy as np
 
 from ...core.process import host_sample
-from . import codec
+from . import codec, layout
 from .compact import EVERY, Compactor
 
-DAY = 86400
-#: Record kinds → {bucket seconds: seconds a bucket is kept once it ended}: each tier is kept
-#: just past the longest window that reads it (``query.plan`` and ``query.chart_tier``).
-TIERS = {
-    "d": {10: 900, 60: 2 * 3600, 600: 25 * 3600, 3600: 30 * DAY + 3600, DAY: 31 * DAY},
-    "s": {1: 600, 10: 3600, 60: 6 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
-    "h": {10: 900, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
-    "w": {10: 900, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
-}
-#: Tier → the kinds written at that bucket size.
-KINDS_AT = {tier: [kind for kind in TIERS if tier in TIERS[kind]] for tier in sorted({t for k in TIERS.values() for t in k})}
 #: Unsent closed buckets a worker keeps per tier while Redis is unreachable.
 MAX_PENDING = 120
+#: A bucket is written only if its key outlives its roll-up by this much.
+ROLL_UP_S = 60
 #: Worker samples (and the worker index) outlive the longest window that lists live workers.
 SAMPLE_TTL = 25 * 3600
 #: The lifetime counters live on while any worker ships (each flush renews them).
-TOTAL_TTL = 8 * DAY
+TOTAL_TTL = 8 * layout.DAY
 #: RSS readings kept for the leak signal: one per 5 s over 5 minutes.
 RSS_EVERY_S = 5
 RSS_POINTS = 60
@@ -78,51 +56,69 @@ def combine(a, b):
 
 
 class Shipper:
-    """Each tick, append the recorder's delta to every tier's current bucket (one record per kind)."""
+    """Each tick, append the recorder's delta to the current finest bucket of each kind."""
 
     def __init__(self, monitor, recorder):
         self.monitor = monitor
         self.recorder = recorder
-        self.pending = {tier: {} for tier in KINDS_AT}  # tier → {bucket start: delta not yet sent}
+        self.pending = {kind: {} for kind in layout.TIERS}  # kind → {(tier, start): delta not yet sent}
         self.totals = {}
         self.expiring = {}  # list name → bucket end, for the lists whose EXPIREAT was sent
         self.pruned = 0.0
-        self.compactor = Compactor(monitor.store)
+        self.grace = 2 * monitor.flusher.interval + 1
+        self.compactor = Compactor(monitor.store, self.grace)
         monitor.flusher.add_task(self.compactor)
         self.rss = deque(maxlen=RSS_POINTS)
+
+    def _hold(self, kind, now, delta):
+        """Add ``delta`` to the kind's current finest bucket. A bucket past the last
+        MAX_PENDING closed ones of its tier, or one whose key would expire before it can be
+        rolled up (held through a long outage), goes into the next tier's bucket instead."""
+        buckets = self.pending[kind]
+        tier = layout.FINEST[kind]
+        current = (tier, int(now // tier) * tier)
+        if delta:
+            held = buckets.get(current)
+            buckets[current] = delta if held is None else combine(held, delta)
+        deadline = time.time() + self.grace + ROLL_UP_S  # TTLs run on the real clock
+        while tier is not None:
+            closed = sorted(key for key in buckets if key[0] == tier and key != current)
+            late = {key for key in buckets if key[0] == tier and layout.expires(kind, *key) <= deadline}
+            above = layout.coarser(kind, tier)
+            for key in set(closed[:max(len(closed) - MAX_PENDING, 0)]) | late:
+                acc = buckets.pop(key)
+                if above is not None:
+                    target = (above, key[1] // above * above)
+                    held = buckets.get(target)
+                    buckets[target] = acc if held is None else combine(held, acc)
+            tier = above
 
     def __call__(self, pipe, now):
         store = self.monitor.store
         process = self.monitor.process
         delta = self.recorder.take()
-        for tier, buckets in self.pending.items():
-            start = int(now // tier) * tier
-            if delta:
-                held = buckets.get(start)
-                buckets[start] = delta if held is None else combine(held, delta)
-            while len(buckets) - (start in buckets) > MAX_PENDING:
-                del buckets[min(buckets)]
+        for kind in self.pending:
+            self._hold(kind, now, delta)
         if delta:
             self.totals = combine(self.totals, delta) if self.totals else delta
-        pending, self.pending = self.pending, {tier: {} for tier in KINDS_AT}
+        pending, self.pending = self.pending, {kind: {} for kind in layout.TIERS}
         totals, self.totals = self.totals, {}
-        encoded = {}  # the tiers mostly share one delta: each kind's record is encoded once
+        encoded = {}  # the kinds mostly share one delta: each record is encoded once
         queued = []
-        for tier, buckets in pending.items():
-            for start, acc in buckets.items():
-                for kind in KINDS_AT[tier]:
-                    blob = encoded.get((kind, id(acc)))
-                    if blob is None:
-                        label = _labels(kind, process.host, process.pid)
-                        rows = acc if label is None else codec.group(acc, label, histogram=kind != "w")
-                        blob = encoded[(kind, id(acc))] = codec.encode(rows)
-                    name = store.key("m", kind, tier, start)
-                    pipe.rpush(name, blob)
-                    if name not in self.expiring:
-                        pipe.expireat(name, start + tier + TIERS[kind][tier])
-                        self.expiring[name] = start + tier
-                        queued.append(name)
-                    self.compactor.due(name, max(start + tier, now) + 2 * self.monitor.flusher.interval + 1)
+        for kind, buckets in pending.items():
+            label = _labels(kind, process.host, process.pid)
+            for (tier, start), acc in buckets.items():
+                blob = encoded.get((kind, id(acc)))
+                if blob is None:
+                    rows = acc if label is None else codec.group(acc, label, histogram=kind != "w")
+                    blob = encoded[(kind, id(acc))] = codec.encode(rows)
+                name = layout.name(store, kind, tier, start)
+                pipe.rpush(name, blob)
+                if name not in self.expiring:
+                    pipe.expireat(name, layout.expires(kind, tier, start))
+                    self.expiring[name] = start + tier
+                    queued.append(name)
+                self.compactor.due(name, max(start + tier, now) + self.grace)
         if totals:
             name = store.key("m", "t")
             pipe.rpush(name, codec.encode(codec.group(totals, tuple, histogram=False)))
@@ -130,14 +126,13 @@ class Shipper:
         if now >= self.pruned + 60:  # forget the buckets that closed a while ago
             self.expiring = {name: end for name, end in self.expiring.items() if end > now - 60}
             self.pruned = now
-        worker = f"{process.host}|{process.pid}"
-        self._sample(pipe, now, worker)
+        self._sample(pipe, now, f"{process.host}|{process.pid}")
 
         def undo():
-            for tier, buckets in pending.items():
-                for start, acc in buckets.items():
-                    held = self.pending[tier].get(start)
-                    self.pending[tier][start] = acc if held is None else combine(acc, held)
+            for kind, buckets in pending.items():
+                for key, acc in buckets.items():
+                    held = self.pending[kind].get(key)
+                    self.pending[kind][key] = acc if held is None else combine(acc, held)
             if totals:
                 self.totals = combine(totals, self.totals) if self.totals else totals
             for name in queued:

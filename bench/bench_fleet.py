@@ -1,0 +1,240 @@
+"""Fleet simulator: N workers running the real recorder, shipper, compaction and flusher against
+one redis-server, for N = 8, 64 and 512 workers × 200 endpoints.
+
+Each simulated worker is what a gunicorn worker holds: a ``Recorder``, a ``Flusher`` with the
+metrics ``Shipper`` (and its ``Compactor`` task), and its own host and pid (16 workers a host).
+The fleet's request rate is held fixed, so only the number of workers changes between rows:
+
+1. **fill**: one hour of traffic in virtual time. Every worker records its share of each
+   ``--step`` seconds and flushes (``Flusher.tick(now)``), so the buckets hold what an hour of
+   flushes leaves behind (the 1 s chart tier gets one bucket in ``--step``; it is the same size
+   for every N).
+2. **live**: every worker's flusher thread runs at a 1 s interval for ``--live`` seconds while a
+   driver records the same traffic in real time. Measured: Redis CPU (INFO cpu), commands per
+   second, flush latency (each ``tick``, compaction included, while N threads share one GIL).
+3. **memory**: MEMORY USAGE of the metrics keys (1 h of data), and Redis ``used_memory``.
+4. **query**: ``GET /api/admin/metrics`` through the app for windows of 60 s to 30 days.
+
+Prints one table, the memory ratio of the largest to the smallest fleet (target ≤ 1.5×),
+and the paper figure: how many workers one Redis core carries at a 1 s flush.
+"""
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from monitor import create_app  # noqa: E402
+from monitor.auth.users import Users  # noqa: E402
+from monitor.capabilities.metrics import query  # noqa: E402
+from monitor.capabilities.metrics.collect import Recorder  # noqa: E402
+from monitor.capabilities.metrics.ship import Shipper  # noqa: E402
+from monitor.core.flusher import Flusher  # noqa: E402
+from monitor.core.process import ProcessInfo  # noqa: E402
+from monitor.core.state import Counters, state  # noqa: E402
+from monitor.core.store import Store  # noqa: E402
+from support.redis_servers import SystemRedis  # noqa: E402
+
+WORKERS_PER_HOST = 16
+WINDOWS = (60, 300, 3600, 86400, 30 * 86400)
+TARGET_MS = {60: 50, 300: 50, 3600: 50, 86400: 150, 30 * 86400: 150}
+
+
+class SimProcess(ProcessInfo):
+    """The identity of one simulated worker (its psutil readings are this process's)."""
+
+    def __init__(self, host, pid):
+        super().__init__(host)
+        self.pid = pid
+
+
+class TimedFlusher(Flusher):
+    """The real flusher, keeping the duration of each tick."""
+
+    def __init__(self, store, interval):
+        super().__init__(store, interval)
+        self.ticks = []
+
+    def tick(self, now=None):
+        started = time.perf_counter()
+        super().tick(now)
+        self.ticks.append(time.perf_counter() - started)
+
+
+class Worker:
+    """What the metrics shipper reads from a worker's MonitorState."""
+
+    def __init__(self, store, host, pid, interval):
+        self.store = store
+        self.process = SimProcess(host, pid)
+        self.counters = Counters()
+        self.flusher = TimedFlusher(store, interval)
+        self.recorder = Recorder(2000)
+        self.flusher.add_shipper(Shipper(self, self.recorder))
+
+
+class Traffic:
+    """The fleet's requests: ``endpoints`` GET routes, each with its own lognormal latency,
+    about 1 in 50 answered 5xx and 1 in 20 answered 4xx."""
+
+    def __init__(self, endpoints, seed=7):
+        rnd = random.Random(seed)
+        self.pool = []
+        for _ in range(50_000):
+            e = rnd.randrange(endpoints)
+            cls = "5xx" if rnd.random() < 0.02 else "4xx" if rnd.random() < 0.05 else "2xx"
+            ns = int(rnd.lognormvariate(0, 0.6) * 2e6 * (1 + e % 20))
+            self.pool.append(((f"/api/v1/resource{e}/<id>", "GET", cls), ns))
+        self.at = 0
+
+    def record(self, recorder, n):
+        pool, at = self.pool, self.at
+        for i in range(n):
+            key, ns = pool[(at + i) % len(pool)]
+            recorder.record(key, ns)
+        self.at = (at + n) % len(pool)
+
+
+def redis_stats(store):
+    info = store.redis.info()
+    return info["used_cpu_sys"] + info["used_cpu_user"], info["total_commands_processed"], info["used_memory"]
+
+
+def clear(store):
+    for name in store.redis.scan_iter(match=store.key("*"), count=1000):
+        store.redis.unlink(name)
+
+
+def pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def simulate(url, n, args):
+    """Run one fleet of ``n`` workers; return its row of figures."""
+    prefix = f"fleet{n}"
+    store = Store(url, prefix)
+    clear(store)
+    _, _, base_memory = redis_stats(store)
+    workers = [Worker(store, f"host{i // WORKERS_PER_HOST}", 10_000 + i, 1.0) for i in range(n)]
+    traffic = Traffic(args.endpoints)
+    now = time.time()
+    per_step = max(1, round(args.rate * args.step / n))
+    started = time.perf_counter()
+    t = now - 3600
+    while t < now - args.step:
+        for worker in workers:
+            traffic.record(worker.recorder, per_step)
+            worker.flusher.tick(t + random.uniform(0, args.step))
+        t += args.step
+    fill_s = time.perf_counter() - started
+    for worker in workers:
+        worker.flusher.ticks = []
+
+    stop = threading.Event()
+
+    def drive():  # the fleet's requests, in real time, spread over the workers
+        per_tick = max(1, round(args.rate / 10 / n))
+        while not stop.wait(0.1):
+            for worker in workers:
+                traffic.record(worker.recorder, per_tick)
+
+    cpu0, ops0, _ = redis_stats(store)
+    wall0 = time.monotonic()
+    driver = threading.Thread(target=drive, daemon=True)
+    driver.start()
+    for worker in workers:
+        worker.flusher.start()
+    time.sleep(args.live)
+    for worker in workers:
+        worker.flusher.stop(flush=False)
+    stop.set()
+    driver.join()
+    cpu1, ops1, used = redis_stats(store)
+    wall = time.monotonic() - wall0
+    flushes = sum(len(w.flusher.ticks) for w in workers)
+    ticks = [t * 1000 for w in workers for t in w.flusher.ticks]
+    failures = sum(w.flusher.failures for w in workers)
+    metrics_bytes = query.redis_bytes(store, max_age=0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"MONITOR_REDIS_URL": url, "MONITOR_KEY_PREFIX": prefix, "MONITOR_INSTANCE_PATH": tmp,
+                          "MONITOR_DEMO": False})
+        state(app).flusher.stop(flush=False)
+        users = Users(state(app).store)
+        users.create("bench", "viewer", "bench-password-123")
+        headers = {"Authorization": f"Bearer {users.create_token('bench')}"}
+        client = app.test_client()
+        latency = {}
+        for window in WINDOWS:
+            times = []
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                response = client.get(f"/api/admin/metrics?window={window}", headers=headers)
+                times.append((time.perf_counter() - t0) * 1000)
+                assert response.status_code == 200, response.get_data(as_text=True)
+            body = response.get_json()
+            assert len(body["endpoints"]) == args.endpoints or window < 3600, len(body["endpoints"])
+            latency[window] = (statistics.median(times), pct(times, 0.99))
+        listed = len(body["workers"])
+    clear(store)
+    return {"n": n, "fill_s": fill_s, "cpu_percent": (cpu1 - cpu0) / wall * 100, "ops": (ops1 - ops0) / wall,
+            "cpu_ms_per_flush": (cpu1 - cpu0) / max(flushes, 1) * 1000, "flushes_per_s": flushes / wall,
+            "flush_p50": pct(ticks, 0.5), "flush_p99": pct(ticks, 0.99), "failures": failures,
+            "metrics_mib": metrics_bytes / 2**20, "used_mib": (used - base_memory) / 2**20,
+            "latency": latency, "workers_listed": listed}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="8,64,512", help="fleet sizes, comma-separated")
+    parser.add_argument("--endpoints", type=int, default=200)
+    parser.add_argument("--rate", type=int, default=1000, help="the fleet's requests per second")
+    parser.add_argument("--step", type=float, default=10.0, help="virtual seconds between the fill's flushes")
+    parser.add_argument("--live", type=float, default=20.0, help="seconds of live flushing at 1 s")
+    parser.add_argument("--runs", type=int, default=60, help="GETs per window")
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.workers.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = SystemRedis(os.path.join(tmp, "redis"))
+        try:
+            rows = [simulate(server.url, n, args) for n in sizes]
+        finally:
+            server.stop()
+    print(f"\nfleet simulator: {args.endpoints} endpoints, {args.rate} requests/s over the fleet, 1 h filled at "
+          f"{args.step:g} s steps, then {args.live:g} s of 1 s flushes")
+    head = (f"{'workers':>7} {'fill s':>6} {'Redis CPU':>9} {'ops/s':>7} {'CPU/flush':>9} {'flush p50':>9} "
+            f"{'p99':>6} {'metrics MiB':>11} {'used MiB':>8}")
+    head += "".join(f" {'GET ' + label(w) + ' p50/p99':>22}" for w in WINDOWS)
+    print(head)
+    for r in rows:
+        line = (f"{r['n']:>7} {r['fill_s']:>6.0f} {r['cpu_percent']:>8.1f}% {r['ops']:>7.0f} "
+                f"{r['cpu_ms_per_flush']:>7.3f}ms {r['flush_p50']:>7.1f}ms {r['flush_p99']:>5.0f}ms "
+                f"{r['metrics_mib']:>11.2f} {r['used_mib']:>8.1f}")
+        for window in WINDOWS:
+            p50, p99 = r["latency"][window]
+            mark = "" if p99 <= TARGET_MS[window] else "!"
+            line += f" {p50:>9.1f} / {p99:>6.1f} ms{mark:1}"
+        print(line)
+    if len(rows) > 1:
+        ratio = rows[-1]["metrics_mib"] / rows[0]["metrics_mib"]
+        print(f"\nmetrics memory, {rows[-1]['n']} workers / {rows[0]['n']} workers: {ratio:.2f}× (target ≤ 1.5×)")
+    per_flush = max(r["cpu_ms_per_flush"] for r in rows)
+    print(f"Redis CPU per flush (worst row): {per_flush:.3f} ms → one Redis core carries about "
+          f"{1000 / per_flush:,.0f} workers flushing every second (at 100% of the core)")
+    print("targets: GET p99 ≤ 50 ms for 60 s, 300 s, 3600 s; ≤ 150 ms for 24 h and 30 d ('!' marks a miss)")
+    return rows
+
+
+def label(window):
+    return {60: "60s", 300: "300s", 3600: "1h", 86400: "24h", 30 * 86400: "30d"}[window]
+
+
+if __name__ == "__main__":
+    main()
