@@ -5,10 +5,11 @@ Each simulated worker is what a gunicorn worker holds: a ``Recorder``, a ``Flush
 metrics ``Shipper`` (and its ``Compactor`` task), and its own host and pid (16 workers a host).
 The fleet's request rate is held fixed, so only the number of workers changes between rows:
 
-1. **fill**: one hour of traffic in virtual time. Every worker records its share of each
-   ``--step`` seconds and flushes (``Flusher.tick(now)``), so the buckets hold what an hour of
-   flushes leaves behind (the 1 s chart tier gets one bucket in ``--step``; it is the same size
-   for every N).
+1. **fill**: one hour of traffic in virtual time. Every worker records its share of each step
+   and flushes (``Flusher.tick(now)``): 60 s steps up to 15 minutes ago (older 10 s buckets have
+   expired by then, and the shipper writes such flushes to the 60 s tier), 10 s steps after.
+   So the buckets hold what an hour of flushes and roll-ups leaves behind, except the 1 s and
+   10 s chart tiers, which get one bucket a step (a few hundred KiB less, the same for every N).
 2. **live**: every worker's flusher thread runs at a 1 s interval for ``--live`` seconds while a
    driver records the same traffic in real time. Measured: Redis CPU (INFO cpu), commands per
    second, flush latency (each ``tick``, compaction included, while N threads share one GIL).
@@ -47,11 +48,15 @@ TARGET_MS = {60: 50, 300: 50, 3600: 50, 86400: 150, 30 * 86400: 150}
 
 
 class SimProcess(ProcessInfo):
-    """The identity of one simulated worker (its psutil readings are this process's)."""
+    """The identity of one simulated worker, with fixed psutil readings (all share one process)."""
 
     def __init__(self, host, pid):
         super().__init__(host)
         self.pid = pid
+
+    def sample(self):
+        return {"rss_mb": 80.0, "cpu_percent": 3.0, "threads": 3, "open_files": 9, "gc": [1, 2, 3],
+                "uptime_s": round(self.uptime, 1)}
 
 
 class TimedFlusher(Flusher):
@@ -125,14 +130,14 @@ def simulate(url, n, args):
     workers = [Worker(store, f"host{i // WORKERS_PER_HOST}", 10_000 + i, 1.0) for i in range(n)]
     traffic = Traffic(args.endpoints)
     now = time.time()
-    per_step = max(1, round(args.rate * args.step / n))
     started = time.perf_counter()
     t = now - 3600
-    while t < now - args.step:
+    while t < now - 10:
+        step = 60 if t < now - 900 else 10
         for worker in workers:
-            traffic.record(worker.recorder, per_step)
-            worker.flusher.tick(t + random.uniform(0, args.step))
-        t += args.step
+            traffic.record(worker.recorder, max(1, round(args.rate * step / n)))
+            worker.flusher.tick(t + random.uniform(0, step))
+        t += step
     fill_s = time.perf_counter() - started
     for worker in workers:
         worker.flusher.ticks = []
@@ -196,7 +201,6 @@ def main(argv=None):
     parser.add_argument("--workers", default="8,64,512", help="fleet sizes, comma-separated")
     parser.add_argument("--endpoints", type=int, default=200)
     parser.add_argument("--rate", type=int, default=1000, help="the fleet's requests per second")
-    parser.add_argument("--step", type=float, default=10.0, help="virtual seconds between the fill's flushes")
     parser.add_argument("--live", type=float, default=20.0, help="seconds of live flushing at 1 s")
     parser.add_argument("--runs", type=int, default=60, help="GETs per window")
     args = parser.parse_args(argv)
@@ -207,8 +211,8 @@ def main(argv=None):
             rows = [simulate(server.url, n, args) for n in sizes]
         finally:
             server.stop()
-    print(f"\nfleet simulator: {args.endpoints} endpoints, {args.rate} requests/s over the fleet, 1 h filled at "
-          f"{args.step:g} s steps, then {args.live:g} s of 1 s flushes")
+    print(f"\nfleet simulator: {args.endpoints} endpoints, {args.rate} requests/s over the fleet, 1 h filled, "
+          f"then {args.live:g} s of 1 s flushes")
     head = (f"{'workers':>7} {'fill s':>6} {'Redis CPU':>9} {'ops/s':>7} {'CPU/flush':>9} {'flush p50':>9} "
             f"{'p99':>6} {'metrics MiB':>11} {'used MiB':>8}")
     head += "".join(f" {'GET ' + label(w) + ' p50/p99':>22}" for w in WINDOWS)

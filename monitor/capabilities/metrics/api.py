@@ -5,7 +5,7 @@ from ...api.args import int_arg
 from ...auth.decorators import role_required
 from ...core.errors import Refused
 from ...core.state import state
-from . import query
+from . import layout, query
 
 
 def register(bp):
@@ -20,4 +20,6 @@ def register(bp):
         host = request.args.get("host") or None
         if host is not None and len(host) > 255:
             raise Refused("host must be at most 255 characters")
-        return jsonify(query.query(state().store, window, host=host, pid=pid))
+        monitor = state()
+        lag = layout.lag(monitor.config["MONITOR_FLUSH_INTERVAL"])
+        return jsonify(query.query(monitor.store, window, host=host, pid=pid, lag_s=lag))

@@ -3,16 +3,19 @@
 A record is what one flush of one worker adds to a time bucket, or the sum of many such
 records (a merge). Each row is named by a tuple of labels: ``(endpoint, method, class)`` for
 an endpoint, ``(class,)`` for the fleet's summary, ``(host, class)`` for a host,
-``(host, pid, class)`` for a worker. A row has a count and a summed latency (µs), and may have
-a sparse histogram: (row, bucket index, count) triples. Records add up row by row and bucket
+``(host, pid)`` for a worker. A row has a count and a summed latency (µs), and may have a
+sparse histogram: (row, bucket index, count) triples (a worker's row uses them for its counts
+per status class: bucket ``i`` is ``CLASSES[i]``). Records add up row by row and bucket
 by bucket, so a merge of merges is exact, whatever the order.
 
-Bytes: ``HEADER`` (version, flags, row count, triple count, names length), then
-the body: the names as JSON, int64 counts, int64 sums (µs), then the triples as three
-columns: uint32 row, uint16 bucket, uint32 count (uint64 when ``WIDE``). Merges of closed
-buckets are zlib-compressed after the header (``ZLIB``): about 1.7 bytes per histogram
-bucket. ``ROLLED`` marks a record whose rows a coarser bucket holds too (``compact``).
+Bytes: ``HEADER`` (version, flags, row count, triple count, names length), then the body:
+the names as JSON, int64 counts, int64 sums (µs), uint16 triples per row (the triples are
+grouped by row), then the triples' uint16 bucket and count columns (the count uint32 or
+uint64 when a count needs it: ``HITS32``, ``HITS64``). About 4 bytes per histogram bucket;
+the records of the long-kept tiers are zlib-compressed after the header (``ZLIB``), to about
+1.5. ``ROLLED`` marks a record whose rows a coarser bucket holds too (``compact``).
 """
+import functools
 import json
 import struct
 import zlib
@@ -22,24 +25,25 @@ import numpy as np
 from .histogram import NBUCKETS
 
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+CLASS_CODE = {c: i for i, c in enumerate(CLASSES)}
 HEADER = struct.Struct("<BBIII")
 VERSION = 1
-ZLIB, WIDE, ROLLED = 1, 2, 4
+ZLIB, ROLLED, HITS32, HITS64 = 1, 2, 4, 8
+#: The dtype of the triples' counts, by flag.
+HITS = {0: "<u2", HITS32: "<u4", HITS64: "<u8"}
+#: Smaller bodies are kept as they are: zlib saves little there and costs a call per read.
+COMPRESS_ABOVE = 2048
 
 
 class Record:
     """A decoded record: ``names`` (tuples), ``counts``, ``sums`` (µs) and the triples'
-    ``rows``, ``buckets`` and ``hits`` columns (numpy int64 arrays)."""
+    ``rows``, ``buckets`` and ``hits`` columns (numpy integer arrays)."""
 
     __slots__ = ("names", "counts", "sums", "rows", "buckets", "hits")
 
     def __init__(self, names, counts, sums, rows, buckets, hits):
         self.names, self.counts, self.sums = names, counts, sums
         self.rows, self.buckets, self.hits = rows, buckets, hits
-
-    @property
-    def total(self):
-        return int(self.counts.sum())
 
 
 EMPTY = Record([], *(np.zeros(0, dtype=np.int64) for _ in range(5)))
@@ -67,26 +71,28 @@ def encode(rows, compress=False):
     names = list(rows)
     counts = np.fromiter((rows[n][0] for n in names), dtype=np.int64, count=len(names))
     sums = np.fromiter((rows[n][1] // 1000 for n in names), dtype=np.int64, count=len(names))
-    row_ids, buckets, hits = [], [], []
-    for i, name in enumerate(names):
+    runs = np.fromiter((len(rows[n][2]) for n in names), dtype=np.int64, count=len(names))
+    buckets, hits = [], []
+    for name in names:
         histogram = rows[name][2]
-        row_ids += [i] * len(histogram)
         buckets += histogram.keys()
         hits += histogram.values()
-    return _pack(names, counts, sums, np.array(row_ids, dtype=np.int64), np.array(buckets, dtype=np.int64),
-                 np.array(hits, dtype=np.int64), compress)
+    return _pack(names, counts, sums, runs, np.array(buckets, dtype=np.int64), np.array(hits, dtype=np.int64),
+                 compress)
 
 
-def _pack(names, counts, sums, rows, buckets, hits, compress, rolled=False):
+def _pack(names, counts, sums, runs, buckets, hits, compress, rolled=False):
     head = json.dumps(names, separators=(",", ":")).encode()
-    wide = bool(len(hits)) and int(hits.max()) >= 2**32
+    top = int(hits.max()) if len(hits) else 0
+    width = HITS64 if top >= 2**32 else HITS32 if top >= 2**16 else 0
     body = b"".join((head, counts.astype("<i8").tobytes(), sums.astype("<i8").tobytes(),
-                     rows.astype("<u4").tobytes(), buckets.astype("<u2").tobytes(),
-                     hits.astype("<u8" if wide else "<u4").tobytes()))
-    flags = (WIDE if wide else 0) | (ZLIB if compress else 0) | (ROLLED if rolled else 0)
+                     runs.astype("<u2").tobytes(), buckets.astype("<u2").tobytes(),
+                     hits.astype(HITS[width]).tobytes()))
+    compress = compress and len(body) > COMPRESS_ABOVE
+    flags = width | (ZLIB if compress else 0) | (ROLLED if rolled else 0)
     if compress:
         body = zlib.compress(body, 1)
-    return HEADER.pack(VERSION, flags, len(names), len(rows), len(head)) + body
+    return HEADER.pack(VERSION, flags, len(names), len(buckets), len(head)) + body
 
 
 def rolled(blob):
@@ -94,44 +100,45 @@ def rolled(blob):
     return bool(blob[1] & ROLLED)
 
 
-def decode(blob, names_cache=None):
-    """Return the Record of ``blob``; ``names_cache`` (a dict) saves parsing a names list seen before."""
+@functools.lru_cache(maxsize=512)
+def _names(head):
+    """Return the row names of a JSON head; merged records list them sorted, so the heads of a
+    kind's buckets mostly repeat and are parsed once."""
+    return [tuple(n) for n in json.loads(head)]
+
+
+def decode(blob):
+    """Return the Record of ``blob``."""
     version, flags, n_rows, n_triples, head_len = HEADER.unpack_from(blob)
     if version != VERSION:
         raise ValueError(f"metrics record version {version} is not {VERSION}")
     body = memoryview(blob)[HEADER.size:]
     if flags & ZLIB:
         body = memoryview(zlib.decompress(body))
-    head = bytes(body[:head_len])
-    names = names_cache.get(head) if names_cache is not None else None
-    if names is None:
-        names = [tuple(n) for n in json.loads(head)]
-        if names_cache is not None:
-            names_cache[head] = names
+    names = _names(bytes(body[:head_len]))
     at = head_len
 
     def column(dtype, n):
         nonlocal at
-        values = np.frombuffer(body, dtype=dtype, count=n, offset=at).astype(np.int64)
-        at += n * np.dtype(dtype).itemsize
+        values = np.frombuffer(body, dtype=dtype, count=n, offset=at)
+        at += n * values.itemsize
         return values
 
-    counts, sums = column("<i8", n_rows), column("<i8", n_rows)
-    rows, buckets = column("<u4", n_triples), column("<u2", n_triples)
-    hits = column("<u8" if flags & WIDE else "<u4", n_triples)
-    return Record(names, counts, sums, rows, buckets, hits)
+    counts, sums, runs = column("<i8", n_rows), column("<i8", n_rows), column("<u2", n_rows)
+    buckets, hits = column("<u2", n_triples), column(HITS[flags & (HITS32 | HITS64)], n_triples)
+    return Record(names, counts, sums, np.repeat(np.arange(n_rows), runs), buckets, hits)
 
 
 def merge(records):
-    """Return the Record that adds up ``records`` row by row (rows keep their names)."""
-    index = {}
-    gids = []
-    for record in records:
-        gids.append(np.fromiter((index.setdefault(n, len(index)) for n in record.names), dtype=np.int64,
-                                count=len(record.names)))
-    size = len(index)
-    if not size:
+    """Return the Record that adds up ``records`` row by row (rows keep their names, sorted)."""
+    index = dict.fromkeys(sorted({n for record in records for n in record.names}))
+    if not index:
         return EMPTY
+    for i, name in enumerate(index):
+        index[name] = i
+    size = len(index)
+    gids = [np.fromiter((index[n] for n in record.names), dtype=np.int64, count=len(record.names))
+            for record in records]
     gid = np.concatenate(gids)
     counts = np.bincount(gid, weights=np.concatenate([r.counts for r in records]), minlength=size)
     sums = np.bincount(gid, weights=np.concatenate([r.sums for r in records]), minlength=size)
@@ -145,10 +152,10 @@ def merge(records):
                   unique % NBUCKETS, summed.astype(np.int64))
 
 
-def pack(record, compress=True, rolled=False):
-    """Return the bytes of a decoded (merged) Record."""
-    return _pack(record.names, record.counts, record.sums, record.rows, record.buckets, record.hits, compress,
-                 rolled)
+def pack(record, compress, rolled=False):
+    """Return the bytes of a decoded (merged) Record, whose triples are grouped by row."""
+    runs = np.bincount(record.rows, minlength=len(record.names))
+    return _pack(record.names, record.counts, record.sums, runs, record.buckets, record.hits, compress, rolled)
 
 
 def dense(record, row_of, size):

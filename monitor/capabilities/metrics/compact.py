@@ -117,13 +117,14 @@ class Compactor:
             fresh = [record for blob, record in zip(blobs, records) if not codec.rolled(blob)]
             parent, up, expiry = name, b"", 0
             if work[name]:  # roll up: one rolled record; what was not rolled goes to the next tier
-                replace = [codec.pack(codec.merge(records), rolled=True)]
                 kind, tier, start = layout.parse(name)
+                replace = [codec.pack(codec.merge(records), layout.compressed(kind, tier), rolled=True)]
                 above = layout.coarser(kind, tier)
                 if above is not None and fresh:
                     top = start // above * above
                     parent = layout.name(self.store, kind, above, top)
-                    up, expiry = codec.pack(codec.merge(fresh)), layout.expires(kind, above, top)
+                    up = codec.pack(codec.merge(fresh), layout.compressed(kind, above))
+                    expiry = layout.expires(kind, above, top)
             else:  # open merge: the rolled records stay as they are
                 replace = [blob for blob in blobs if codec.rolled(blob)]
                 if fresh:

@@ -10,7 +10,7 @@ Every key is under ``key("m", ...)`` and has a TTL:
   | ``d`` | (endpoint, method, class) | yes | the endpoint table, totals and percentiles |
   | ``s`` | (class,) | yes | the fleet's chart |
   | ``h`` | (host, class) | yes | a host's totals, percentiles and chart (``host=``) |
-  | ``w`` | (host, pid, class) | no | workers[] and a worker's totals and chart (``pid=``) |
+  | ``w`` | (host, pid) | counts by class | workers[] and a worker's totals and chart (``pid=``) |
 
   Workers append their deltas to the finest tier of each kind only. A bucket that closed is
   merged into one record marked *rolled*, and what it had not yet rolled up is appended, as
@@ -26,17 +26,22 @@ DAY = 86400
 #: Record kinds → {bucket seconds: seconds a bucket is kept once it ended}: each tier is kept
 #: just past the longest window that reads it (``query.plan`` and ``query.chart_tier``).
 TIERS = {
-    "d": {10: 900, 60: 2 * 3600, 600: 25 * 3600, 3600: 30 * DAY + 3600, DAY: 31 * DAY},
+    "d": {10: 360, 60: 2 * 3600, 600: 25 * 3600, 3600: 30 * DAY + 3600, DAY: 31 * DAY},
     "s": {1: 600, 10: 3600, 60: 6 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
-    "h": {10: 900, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
-    "w": {10: 900, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
+    "h": {10: 360, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
+    "w": {10: 360, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
 }
 #: The tier workers write for each kind.
 FINEST = {kind: min(tiers) for kind, tiers in TIERS.items()}
-#: A bucket's records are rolled up into its parent within this long after it closed (or
-#: after a late write), flushes at intervals up to 60 s included: a query reads the finer
-#: buckets of the last ``LAG_S`` seconds as well, for what they have not rolled up yet.
-LAG_S = 180
+#: A bucket's records are rolled up into its parent at the first flush a grace (two flush
+#: intervals and a second) after it closed, or after a late write: a query reads the finer
+#: buckets of the last ``lag(interval)`` seconds as well, for what they have not rolled up yet.
+LAG_S = 30
+
+
+def lag(interval):
+    """Return how far back a roll-up may be pending at this flush interval."""
+    return max(LAG_S, 3 * interval + 5)
 
 
 def coarser(kind, tier):
@@ -58,6 +63,12 @@ def parse(key):
     """Return ``(kind, tier, start)`` of a bucket's list key."""
     kind, tier, start = key.rsplit(":", 3)[1:]
     return kind, int(tier), int(start)
+
+
+def compressed(kind, tier):
+    """Tell whether a tier's merged records are zlib-compressed: all but the finest tier's
+    (short-lived, and read the most), and every worker record (their names repeat)."""
+    return kind == "w" or tier > FINEST[kind]
 
 
 def expires(kind, tier, start):

@@ -2,7 +2,7 @@
 
 A window is covered by few buckets whatever its length (``plan``): the finest tier still kept
 at the window's start for its first bucket, then at each step the coarsest bucket that
-starts there. Buckets that closed less than ``layout.LAG_S`` ago may not have rolled up
+starts there. Buckets that closed less than ``layout.lag`` ago may not have rolled up
 yet, so the finer buckets of that span are read too (``expand``), each record counted at
 one level only (a rolled record's rows are in its parent), in one MULTI/EXEC so no roll-up
 falls between two reads. Every bucket is one merged record plus a bounded few appended since
@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from . import codec, layout
-from .codec import CLASSES
+from .codec import CLASS_CODE, CLASSES
 from .histogram import BUCKET_MS, NBUCKETS, percentile_rows
 from .layout import TIERS
 
@@ -34,7 +34,6 @@ MAX_WINDOW_S = 30 * 86400
 MARGIN_S = 30
 #: The chart uses the coarsest tier giving at least this many points.
 CHART_POINTS = 30
-CLASS_CODE = {c: i for i, c in enumerate(CLASSES)}
 ERRORS = CLASS_CODE["5xx"]
 #: The scope of a query → (kind of its totals, kind of its chart).
 KINDS = {"fleet": ("d", "s"), "host": ("h", "h"), "worker": ("w", "w")}
@@ -65,18 +64,18 @@ def plan(kind, window_s, now):
     return out
 
 
-def expand(kind, roots, now):
+def expand(kind, roots, now, lag_s=layout.LAG_S):
     """Return ``[(root index, tier, start, is root)]``: the buckets ``roots`` and, under those
-    that closed less than ``LAG_S`` ago, the finer buckets of that span (recursively)."""
+    that closed less than ``lag_s`` ago, the finer buckets of that span (recursively)."""
     out = []
 
     def visit(i, tier, start, root):
         out.append((i, tier, start, root))
         below = layout.finer(kind, tier)
-        if below is None or start + tier <= now - layout.LAG_S:
+        if below is None or start + tier <= now - lag_s:
             return
         for child in range(start, min(start + tier, int(now // below) * below + 1), below):
-            if child + below > now - layout.LAG_S:
+            if child + below > now - lag_s:
                 visit(i, below, child, False)
 
     for i, (tier, start) in enumerate(roots):
@@ -97,10 +96,11 @@ def _starts(window_s, tier, now):
 
 class Sums:
     """Rows of many records added up by group and point: counts by status class, µs sums and
-    (``histograms``) dense latency histograms. ``key(name)`` gives a row's group, or None to
-    leave it out; ``parts`` are ``(point, Record)``."""
+    dense latency histograms. ``key(name)`` gives a row's group, or None to leave it out;
+    ``parts`` are ``(point, Record)``. Worker rows (``workers``) have no latency histogram:
+    their triples are their counts by class."""
 
-    def __init__(self, parts, key, points=1, histograms=True):
+    def __init__(self, parts, key, points=1, workers=False):
         self.index = {}
         mapped = {}  # decoded records share the list of a names list seen before: map it once
         rows, triples = [], []
@@ -113,28 +113,35 @@ class Sums:
                     np.array([CLASS_CODE.get(name[-1], 0) for name in record.names], dtype=np.int64))
             gid, cls = found
             rows.append((point, gid, cls, record.counts, record.sums))
-            if histograms and len(record.rows):
+            if len(record.rows):
                 triples.append((point, gid[record.rows], record.buckets, record.hits))
         size = self.size = len(self.index)
         self.by_class = np.zeros((points, size, len(CLASSES)))
         self.sums = np.zeros(size)
-        self.hist = np.zeros((points, size, NBUCKETS)) if histograms else None
+        self.hist = None if workers else np.zeros((points, size, NBUCKETS))
         if not size:
             return
-        point = np.concatenate([np.full(len(r[1]), r[0], dtype=np.int64) for r in rows])
+        point = np.repeat([r[0] for r in rows], [len(r[1]) for r in rows])
         gid, cls, counts, sums = (np.concatenate([r[i] for r in rows]) for i in range(1, 5))
         keep = gid >= 0
-        slot = ((point * size + gid) * len(CLASSES) + cls)[keep]
-        self.by_class = np.bincount(slot, weights=counts[keep], minlength=points * size * len(CLASSES)
-                                    ).reshape(points, size, len(CLASSES))
         self.sums = np.bincount(gid[keep], weights=sums[keep], minlength=size)
+        if not workers:
+            self.by_class = self._add(((point * size + gid) * len(CLASSES) + cls)[keep], counts[keep],
+                                      (points, size, len(CLASSES)))
         if triples:
-            point = np.concatenate([np.full(len(t[1]), t[0], dtype=np.int64) for t in triples])
+            point = np.repeat([t[0] for t in triples], [len(t[1]) for t in triples])
             gid, bucket, hits = (np.concatenate([t[i] for t in triples]) for i in range(1, 4))
             keep = gid >= 0
-            cells = ((point * size + gid) * NBUCKETS + np.minimum(bucket, NBUCKETS - 1))[keep]
-            self.hist = np.bincount(cells, weights=hits[keep], minlength=points * size * NBUCKETS
-                                    ).reshape(points, size, NBUCKETS)
+            width = len(CLASSES) if workers else NBUCKETS
+            cells = ((point * size + gid) * width + np.minimum(bucket, width - 1).astype(np.int64))[keep]
+            if workers:
+                self.by_class = self._add(cells, hits[keep], (points, size, width))
+            else:
+                self.hist = self._add(cells, hits[keep], (points, size, width))
+
+    @staticmethod
+    def _add(cells, weights, shape):
+        return np.bincount(cells, weights=weights, minlength=int(np.prod(shape))).reshape(shape)
 
 
 def _key(scope, host, pid):
@@ -150,17 +157,18 @@ def _chart_key(scope, host, pid):
     return (lambda name: 0) if scope == "fleet" else _key(scope, host, pid)
 
 
-def query(store, window_s, host=None, pid=None, now=None):
-    """Return the fleet's metrics over the last ``window_s`` s (the GET /api/admin/metrics body)."""
+def query(store, window_s, host=None, pid=None, now=None, lag_s=layout.LAG_S):
+    """Return the fleet's metrics over the last ``window_s`` s (the GET /api/admin/metrics body);
+    ``lag_s``: ``layout.lag`` of the fleet's flush interval."""
     now = time.time() if now is None else now
     scope = "worker" if pid is not None else "host" if host is not None else "fleet"
     total_kind, chart_kind = KINDS[scope]
     totals_plan = plan(total_kind, window_s, now)
     chart_s = chart_tier(chart_kind, window_s, now)
     starts = _starts(window_s, chart_s, now)
-    reads = {"totals": (total_kind, expand(total_kind, totals_plan, now)),
-             "workers": ("w", expand("w", plan("w", window_s, now), now)),
-             "chart": (chart_kind, expand(chart_kind, [(chart_s, s) for s in starts], now))}
+    reads = {"totals": (total_kind, expand(total_kind, totals_plan, now, lag_s)),
+             "workers": ("w", expand("w", plan("w", window_s, now), now, lag_s)),
+             "chart": (chart_kind, expand(chart_kind, [(chart_s, s) for s in starts], now, lag_s))}
     names = list(dict.fromkeys(layout.name(store, kind, t, s) for kind, found in reads.values()
                                for _, t, s, _ in found))
     pipe = store.raw.pipeline(transaction=True)  # one snapshot: no roll-up between two reads
@@ -170,16 +178,15 @@ def query(store, window_s, host=None, pid=None, now=None):
     replies = pipe.execute()
     blobs = dict(zip(names, replies))
     recent = [m.decode() for m in replies[-1]]
-    cache = {}
 
     def parts(part):
         """Return ``(point, Record)`` of one read: every record of a root bucket, the not yet
         rolled records of the finer ones."""
         kind, found = reads[part]
-        return [(i, codec.decode(blob, cache)) for i, t, s, root in found
+        return [(i, codec.decode(blob)) for i, t, s, root in found
                 for blob in blobs[layout.name(store, kind, t, s)] if root or not codec.rolled(blob)]
 
-    totals = Sums([(0, r) for _, r in parts("totals")], _key(scope, host, pid), histograms=scope != "worker")
+    totals = Sums([(0, r) for _, r in parts("totals")], _key(scope, host, pid), workers=scope == "worker")
     by_class = totals.by_class[0].sum(axis=0)
     by_status = {c: int(by_class[CLASS_CODE[c]]) for c in ("2xx", "3xx", "4xx", "5xx")}
     total, errors = int(by_class.sum()), int(by_class[ERRORS])
@@ -194,9 +201,9 @@ def query(store, window_s, host=None, pid=None, now=None):
         p50 = p90 = p95 = p99 = top = None
     wanted = _key("worker", host, pid) if pid is not None else _key("host", host, None) if host else None
     workers = Sums([(0, r) for _, r in parts("workers")],
-                   lambda n: (n[0], n[1]) if wanted is None or wanted(n) is not None else None, histograms=False)
+                   lambda n: n if wanted is None or wanted(n) is not None else None, workers=True)
     per_worker = {worker: int(workers.by_class[0, g].sum()) for worker, g in workers.index.items()}
-    chart = Sums(parts("chart"), _chart_key(scope, host, pid), points=len(starts), histograms=chart_kind != "w")
+    chart = Sums(parts("chart"), _chart_key(scope, host, pid), points=len(starts), workers=chart_kind == "w")
     worker_rows, system, overhead = _workers(store, recent, per_worker, host, pid)
     return {
         "requests": {"total": total, "rate_per_s": round(total / span, 3), "errors": errors,

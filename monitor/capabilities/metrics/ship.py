@@ -33,10 +33,22 @@ RSS_EVERY_S = 5
 RSS_POINTS = 60
 
 
-def _labels(kind, host, pid):
-    """Return the row label of ``kind`` for a recorder key (endpoint, method, class)."""
-    return {"d": None, "s": lambda key: (key[2],), "h": lambda key: (host, key[2]),
-            "w": lambda key: (host, pid, key[2])}[kind]
+def rows(kind, delta, host, pid):
+    """Return the rows of a record of ``kind`` for a recorder delta (see ``layout``)."""
+    if kind == "d":
+        return delta
+    if kind == "s":
+        return codec.group(delta, lambda key: (key[2],))
+    if kind == "h":
+        return codec.group(delta, lambda key: (host, key[2]))
+    count = ns = 0
+    classes = {}  # a worker's one row: its counts per status class stand in its histogram
+    for (_, _, cls), (n, total_ns, _) in delta.items():
+        count += n
+        ns += total_ns
+        code = codec.CLASS_CODE[cls]
+        classes[code] = classes.get(code, 0) + n
+    return {(host, pid): [count, ns, classes]}
 
 
 def combine(a, b):
@@ -106,12 +118,10 @@ class Shipper:
         encoded = {}  # the kinds mostly share one delta: each record is encoded once
         queued = []
         for kind, buckets in pending.items():
-            label = _labels(kind, process.host, process.pid)
             for (tier, start), acc in buckets.items():
                 blob = encoded.get((kind, id(acc)))
                 if blob is None:
-                    rows = acc if label is None else codec.group(acc, label, histogram=kind != "w")
-                    blob = encoded[(kind, id(acc))] = codec.encode(rows)
+                    blob = encoded[(kind, id(acc))] = codec.encode(rows(kind, acc, process.host, process.pid))
                 name = layout.name(store, kind, tier, start)
                 pipe.rpush(name, blob)
                 if name not in self.expiring:
