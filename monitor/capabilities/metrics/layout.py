@@ -24,9 +24,10 @@ Every key is under ``key("m", ...)`` and has a TTL:
 """
 DAY = 86400
 #: Record kinds → {bucket seconds: seconds a bucket is kept once it ended}: each tier is kept
-#: just past the longest window that reads it (``query.plan`` and ``query.chart_tier``).
+#: just past the longest window that reads it (``query.plan`` and ``query.resolution``).
 TIERS = {
-    "d": {10: 360, 60: 2 * 3600, 600: 25 * 3600, 3600: 30 * DAY + 3600, DAY: 31 * DAY},
+    "d": {10: 360, 60: 2 * 3600, 600: 25 * 3600, 3600: 30 * DAY + 3600, 6 * 3600: 8 * DAY, DAY: 31 * DAY,
+          7 * DAY: 31 * DAY},
     "s": {1: 600, 10: 3600, 60: 6 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
     "h": {10: 360, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},
     "w": {10: 360, 60: 2 * 3600, 600: 25 * 3600, 3600: 8 * DAY, DAY: 31 * DAY},

@@ -32,8 +32,9 @@ from .layout import TIERS
 MAX_WINDOW_S = 30 * 86400
 #: A bucket counts as kept until this long before its TTL runs out (clocks of hosts differ).
 MARGIN_S = 30
-#: The chart uses the coarsest tier giving at least this many points.
-CHART_POINTS = 30
+#: A window is resolved (its table's first bucket, its chart's points) by the coarsest tier
+#: that gives at least this many buckets.
+POINTS = 24
 ERRORS = CLASS_CODE["5xx"]
 #: The scope of a query → (kind of its totals, kind of its chart).
 KINDS = {"fleet": ("d", "s"), "host": ("h", "h"), "worker": ("w", "w")}
@@ -44,17 +45,24 @@ def kept(kind, tier, start, now):
     return start + tier + TIERS[kind][tier] - MARGIN_S > now
 
 
+def resolution(kind, window_s, now):
+    """Return the tier that resolves a window: the coarsest giving ``POINTS`` buckets in it,
+    among those still kept at its start (the finest of them for a short window)."""
+    lo = now - window_s
+    usable = [t for t in sorted(TIERS[kind]) if kept(kind, t, int(lo // t) * t, now)] or [max(TIERS[kind])]
+    return max([t for t in usable if window_s >= POINTS * t] or usable[:1])
+
+
 def plan(kind, window_s, now):
     """Return the ``(tier, start)`` buckets of ``kind`` that cover the last ``window_s`` s.
 
-    The first bucket is the finest still kept that holds the window's start (so the cover
-    reaches back at most one such bucket further); each next one is the coarsest that starts
-    where the last ended.
+    The first bucket is the window's ``resolution`` bucket that holds its start (so the cover
+    reaches back at most 1/``POINTS`` of the window further); each next one is the coarsest
+    that starts where the last ended.
     """
     tiers = sorted(TIERS[kind])
-    lo = now - window_s
-    edge = next((t for t in tiers if kept(kind, t, int(lo // t) * t, now)), tiers[-1])
-    cursor = int(lo // edge) * edge
+    edge = resolution(kind, window_s, now)
+    cursor = int((now - window_s) // edge) * edge
     out = [(edge, cursor)]
     cursor += edge
     while cursor <= now:
@@ -83,14 +91,8 @@ def expand(kind, roots, now, lag_s=layout.LAG_S):
     return out
 
 
-def chart_tier(kind, window_s, now):
-    """Return the tier of a window's chart: the coarsest giving ``CHART_POINTS`` points, kept that far back."""
-    lo = now - window_s
-    usable = [t for t in sorted(TIERS[kind]) if kept(kind, t, int(lo // t) * t, now)] or [max(TIERS[kind])]
-    return max([t for t in usable if window_s >= CHART_POINTS * t] or usable[:1])
-
-
-def _starts(window_s, tier, now):
+def chart_starts(window_s, tier, now):
+    """Return the bucket starts of a window's chart points."""
     return list(range(int((now - window_s) // tier) * tier, int(now // tier) * tier + 1, tier))
 
 
@@ -164,8 +166,8 @@ def query(store, window_s, host=None, pid=None, now=None, lag_s=layout.LAG_S):
     scope = "worker" if pid is not None else "host" if host is not None else "fleet"
     total_kind, chart_kind = KINDS[scope]
     totals_plan = plan(total_kind, window_s, now)
-    chart_s = chart_tier(chart_kind, window_s, now)
-    starts = _starts(window_s, chart_s, now)
+    chart_s = resolution(chart_kind, window_s, now)
+    starts = chart_starts(window_s, chart_s, now)
     reads = {"totals": (total_kind, expand(total_kind, totals_plan, now, lag_s)),
              "workers": ("w", expand("w", plan("w", window_s, now), now, lag_s)),
              "chart": (chart_kind, expand(chart_kind, [(chart_s, s) for s in starts], now, lag_s))}
