@@ -20,6 +20,7 @@ lock is dropped; a swap that timed out and is retried finds its lock gone and do
 The replacement and the roll-up are one script: no count is lost or counted twice.
 """
 import secrets
+import time
 
 from . import codec, layout
 
@@ -119,7 +120,9 @@ class Compactor:
             if work[name]:  # roll up: one rolled record; what was not rolled goes to the next tier
                 kind, tier, start = layout.parse(name)
                 replace = [codec.pack(codec.merge(records), layout.compressed(kind, tier), rolled=True)]
-                above = layout.coarser(kind, tier)
+                # past a tier kept shorter than this one (old data rolled up late), to the next kept
+                until = time.time() + self.grace + layout.ROLL_UP_S
+                above = layout.kept_tier(kind, layout.coarser(kind, tier), start, until)
                 if above is not None and fresh:
                     top = start // above * above
                     parent = layout.name(self.store, kind, above, top)

@@ -40,6 +40,10 @@ FINEST = {kind: min(tiers) for kind, tiers in TIERS.items()}
 LAG_S = 30
 
 
+#: Data is written to a bucket only if its key outlives the bucket's roll-up by this much.
+ROLL_UP_S = 60
+
+
 def lag(interval):
     """Return how far back a roll-up may be pending at this flush interval."""
     return max(LAG_S, 3 * interval + 5)
@@ -64,6 +68,14 @@ def parse(key):
     """Return ``(kind, tier, start)`` of a bucket's list key."""
     kind, tier, start = key.rsplit(":", 3)[1:]
     return kind, int(tier), int(start)
+
+
+def kept_tier(kind, tier, start, until):
+    """Return the first tier of ``kind`` from ``tier`` up whose bucket holding ``start`` is kept
+    past ``until`` (a Unix time), or None: where data of that time may still be written."""
+    while tier is not None and expires(kind, tier, start // tier * tier) <= until:
+        tier = coarser(kind, tier)
+    return tier
 
 
 def compressed(kind, tier):

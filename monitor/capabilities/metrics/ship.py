@@ -22,8 +22,6 @@ from .compact import EVERY, Compactor
 
 #: Unsent closed buckets a worker keeps per tier while Redis is unreachable.
 MAX_PENDING = 120
-#: A bucket is written only if its key outlives its roll-up by this much.
-ROLL_UP_S = 60
 #: Worker samples (and the worker index) outlive the longest window that lists live workers.
 SAMPLE_TTL = 25 * 3600
 #: The lifetime counters live on while any worker ships (each flush renews them).
@@ -92,7 +90,7 @@ class Shipper:
         if delta:
             held = buckets.get(current)
             buckets[current] = delta if held is None else combine(held, delta)
-        deadline = time.time() + self.grace + ROLL_UP_S  # TTLs run on the real clock
+        deadline = time.time() + self.grace + layout.ROLL_UP_S  # TTLs run on the real clock
         while tier is not None:
             closed = sorted(key for key in buckets if key[0] == tier and key != current)
             late = {key for key in buckets if key[0] == tier and layout.expires(kind, *key) <= deadline}
