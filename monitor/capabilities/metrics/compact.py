@@ -75,7 +75,6 @@ class Compactor:
         self.swap = store.raw.register_script(SWAP)
         self.wanted = set()
         self.closing = {}  # list name → when to roll it up
-        self.merged = 0
 
     def want(self, name):
         """Merge what ``name`` has not rolled up, at the next run."""
@@ -140,5 +139,4 @@ class Compactor:
             if parent and ok:  # the parent rolls up in its turn (at once if it had closed: a late roll-up)
                 _, tier, start = layout.parse(parent)
                 self.due(parent, max(start + tier, now) + self.grace)
-        self.merged += sum(done)
         return sum(done)

@@ -164,7 +164,7 @@ class Shipper:
         sample.update(
             host=process.host, pid=process.pid, ts=now, requests_total=counters.requests,
             in_flight=counters.in_flight, rss_slope_mb_per_min=rss_slope(self.rss),
-            hook_ns=self.recorder.own_ns, hook_n=self.recorder.own_n,
+            hook_ns=self.recorder.own_ns, hook_n=self.recorder.own_n, series=len(self.recorder.known),
             flush_ms=round(flusher.last_flush_s * 1000, 3), system=host_sample())
         name = store.key("m", "sample", process.host, process.pid)
         pipe.set(name, json.dumps(sample, separators=(",", ":")), ex=SAMPLE_TTL)
