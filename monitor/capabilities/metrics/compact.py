@@ -3,8 +3,8 @@
 Every worker's flush appends one record to the finest bucket of each kind (``ship.py``).
 Two merges keep the lists short, whatever the number of workers:
 
-- **open merge**: the flush whose append brings a list to a multiple of ``EVERY`` records
-  merges what the list has not rolled up into one record;
+- **open merge**: the flush (or roll-up) whose append brings a list to a multiple of
+  ``EVERY`` records merges what the list has not rolled up into one record;
 - **roll-up**: each worker that wrote a bucket asks, a grace after the bucket closed (or after
   a late write to it), that it be merged into one record marked rolled (``codec.ROLLED``);
   what it had not rolled up yet is appended, as one record, to the bucket of the next tier.
@@ -41,8 +41,8 @@ return redis.call('LRANGE', KEYS[1], 0, n - 1)
 """ % codec.ROLLED
 #: KEYS: list, lock, parent list. ARGV: records read, lock token, record for the parent ('' for
 #: none), the parent's expiry (Unix time), then the records that replace those read, in order.
-#: Keeps the records appended since and the TTL, frees the lock; 0 if the lock was no longer
-#: this token's.
+#: Keeps the records appended since and the TTL, frees the lock. 0 if the lock was no longer
+#: this token's, else the parent's length (1 when nothing went to it).
 SWAP = """
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -50,11 +50,10 @@ local ttl = redis.call('PTTL', KEYS[1])
 redis.call('LTRIM', KEYS[1], ARGV[1], -1)
 for i = #ARGV, 5, -1 do redis.call('LPUSH', KEYS[1], ARGV[i]) end
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-if ARGV[3] ~= '' then
-  redis.call('RPUSH', KEYS[3], ARGV[3])
-  redis.call('EXPIREAT', KEYS[3], ARGV[4])
-end
-return 1
+if ARGV[3] == '' then return 1 end
+local n = redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('EXPIREAT', KEYS[3], ARGV[4])
+return n
 """
 
 
@@ -135,8 +134,10 @@ class Compactor:
             self.swap(keys=[name, lock_key(self.store, name), parent],
                       args=[len(blobs), token, up, expiry, *replace], client=pipe)
         done = pipe.execute()
-        for parent, ok in zip(parents, done):
-            if parent and ok:  # the parent rolls up in its turn (at once if it had closed: a late roll-up)
+        for parent, length in zip(parents, done):
+            if parent and length:  # the parent rolls up in its turn (at once if it had closed: a late roll-up)
                 _, tier, start = layout.parse(parent)
                 self.due(parent, max(start + tier, now) + self.grace)
-        return sum(done)
+                if length % EVERY == 0:  # late roll-ups may pile up in a coarse bucket too
+                    self.want(parent)
+        return sum(bool(n) for n in done)
