@@ -100,6 +100,7 @@ class Traffic:
             ns = int(rnd.lognormvariate(0, 0.6) * 2e6 * (1 + e % 20))
             self.pool.append(((f"/api/v1/resource{e}/<id>", "GET", cls), ns))
         self.at = 0
+        self.recorded = 0
 
     def record(self, recorder, n):
         pool, at = self.pool, self.at
@@ -107,6 +108,7 @@ class Traffic:
             key, ns = pool[(at + i) % len(pool)]
             recorder.record(key, ns)
         self.at = (at + n) % len(pool)
+        self.recorded += n
 
 
 def redis_stats(store):
@@ -164,10 +166,10 @@ def live(store, workers, traffic, rate, seconds):
     for worker in workers:
         worker.flusher.start()
     time.sleep(seconds)
-    for worker in workers:
-        worker.flusher.stop(flush=False)
     stop.set()
     driver.join()
+    for worker in workers:  # each ships what it still holds, as a worker on its way out
+        worker.flusher.stop(flush=True)
     for worker in workers:  # the merges the next flushes would run (N threads on one GIL fall behind)
         worker.shipper.compactor(time.time())
     cpu1, ops1, _ = redis_stats(store)
@@ -214,6 +216,9 @@ def simulate(url, n, args):
     traffic = Traffic(args.endpoints)
     row = {"n": n, "fill_s": fill(workers, traffic, args.rate)}
     row.update(live(store, workers, traffic, args.rate, args.live))
+    counted = sum(query.totals(store).values())
+    if counted != traffic.recorded:
+        raise SystemExit(f"{n} workers: {traffic.recorded} requests recorded, {counted} counted")
     row["metrics_mib"] = query.redis_bytes(store, max_age=0) / 2**20
     row["used_mib"] = (redis_stats(store)[2] - base_memory) / 2**20
     row["latency"] = gets(url, prefix, args.runs, args.endpoints)

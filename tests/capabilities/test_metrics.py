@@ -16,7 +16,7 @@ from monitor.auth.users import Users
 from monitor.capabilities.metrics import codec, compact, histogram, layout, query, ship
 from monitor.core.state import state
 from monitor.core.store import Store
-from support import Auth, UserFactory, bearer, wait_until
+from support import Auth, UserFactory, bearer, need_program, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -422,6 +422,20 @@ def test_bench_hooks_runs_and_counts_every_call(capsys, monkeypatch, redis_url):
     assert 0 < fastest <= median
     assert float(table["two empty hooks (function-call floor)"][0]) < fastest
     assert table["every app-wide hook, as Flask calls them"][2:] == ["(start_timer,", "stop_timer)"]
+
+
+@pytest.mark.slow
+def test_bench_fleet_runs_small_and_counts_every_request():
+    """The fleet simulator at the suite's size: it checks itself that every request recorded
+    through the real recorder and shipper is counted once, and prints its tables."""
+    need_program("redis-server", "the fleet simulator")
+    spec = importlib.util.spec_from_file_location("bench_fleet", ROOT / "bench" / "bench_fleet.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.main(["--workers", "2,6", "--endpoints", "20", "--rate", "60", "--live", "2", "--runs", "2",
+                       "--busy", "2", "--busy-rate", "50"])
+    assert [r["n"] for r in rows] == [2, 6] and all(r["failures"] == 0 for r in rows)
+    assert all(0 < r["metrics_mib"] < 5 and set(r["latency"]) == set(bench.WINDOWS) for r in rows)
 
 
 def test_unsent_buckets_are_capped_and_the_coarser_tiers_keep_the_count(app, client):
