@@ -191,19 +191,26 @@ def gets(url, prefix, runs, endpoints):
         users = Users(state(app).store)
         users.create("bench", "viewer", "bench-password-123")
         headers = {"Authorization": f"Bearer {users.create_token('bench')}"}
-        client = app.test_client()
-        latency = {}
-        for window in WINDOWS:
-            times, cpu = [], []
-            for _ in range(runs):
-                t0, c0 = time.perf_counter(), time.process_time()
-                response = client.get(f"/api/admin/metrics?window={window}", headers=headers)
-                times.append((time.perf_counter() - t0) * 1000)
-                cpu.append((time.process_time() - c0) * 1000)
-                assert response.status_code == 200, response.get_data(as_text=True)
-            assert len(response.get_json()["endpoints"]) == endpoints, window
-            latency[window] = (statistics.median(times), pct(times, 0.99), statistics.median(cpu))
-    return latency
+        timed = time_gets(app.test_client(), headers, WINDOWS, runs)
+    for window, (*_, body) in timed.items():
+        assert len(body["endpoints"]) == endpoints, window
+    return {window: figures[:3] for window, figures in timed.items()}
+
+
+def time_gets(client, headers, windows, runs):
+    """Time ``runs`` GETs of /api/admin/metrics for each window; return {window: (wall p50, wall p99,
+    CPU p50, the last body)}, times in ms."""
+    out = {}
+    for window in windows:
+        times, cpu = [], []
+        for _ in range(runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            response = client.get(f"/api/admin/metrics?window={window}", headers=headers)
+            times.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+            assert response.status_code == 200, response.get_data(as_text=True)
+        out[window] = (statistics.median(times), pct(times, 0.99), statistics.median(cpu), response.get_json())
+    return out
 
 
 def simulate(url, n, args):

@@ -12,7 +12,6 @@ of 200 endpoints, kept 30 days, under 100 MiB.
 """
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -21,6 +20,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from bench_fleet import time_gets  # noqa: E402  (this folder)
 
 from monitor import create_app  # noqa: E402
 from monitor.auth.users import Users  # noqa: E402
@@ -132,11 +133,6 @@ def duration(seconds):
         else f"{seconds / 60:.0f} min"
 
 
-def pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"MONITOR_INSTANCE_PATH": tmp, "MONITOR_KEY_PREFIX": "benchmetrics", "MONITOR_DEMO": False})
@@ -152,21 +148,11 @@ def main():
         users = Users(store)
         users.create("bench", "viewer", "bench-password-123")
         headers = {"Authorization": f"Bearer {users.create_token('bench')}"}
-        client = app.test_client()
         print(f"\n{'window':>8} {'rows':>5} {'buckets read':>12} {'GET p50':>8} {'GET p99':>8} {'CPU p50':>8}  target")
-        for window in WINDOWS:
-            times, cpu = [], []
-            for _ in range(RUNS):
-                t0, c0 = time.perf_counter(), time.process_time()
-                response = client.get(f"/api/admin/metrics?window={window}", headers=headers)
-                times.append((time.perf_counter() - t0) * 1000)
-                cpu.append((time.process_time() - c0) * 1000)
-                assert response.status_code == 200
-            body = response.get_json()
+        for window, (p50, p99, cpu, body) in time_gets(app.test_client(), headers, WINDOWS, RUNS).items():
             target = f"p99 ≤ {TARGET_MS[window]} ms" if window in TARGET_MS else ""
             read = len(layout_reads(window, now))
-            print(f"{window:>8} {len(body['endpoints']):>5} {read:>12} {statistics.median(times):>7.1f}m "
-                  f"{pct(times, .99):>7.1f}m {statistics.median(cpu):>7.1f}m  {target}")
+            print(f"{window:>8} {len(body['endpoints']):>5} {read:>12} {p50:>7.1f}m {p99:>7.1f}m {cpu:>7.1f}m  {target}")
         print("\nRedis bytes by tier (MEMORY USAGE; each bucket one merged record)")
         print("(a row: an endpoint series for d, a status class for s, a host's class for h, a worker for w)")
         print(f"{'tier':>9} {'kept':>8} {'keys':>5} {'MiB':>7} {'B/row/bucket':>12} {'B/row/day':>10} "

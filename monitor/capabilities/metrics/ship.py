@@ -50,7 +50,7 @@ def rows(kind, delta, host, pid):
 
 
 def combine(a, b):
-    """Return a new delta holding both deltas (neither is changed: tiers share them)."""
+    """Return a new delta holding both deltas (neither is changed: the kinds share them)."""
     out = {key: [count, ns, dict(buckets)] for key, (count, ns, buckets) in a.items()}
     for key, (count, ns, buckets) in b.items():
         series = out.get(key)
