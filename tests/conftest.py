@@ -15,7 +15,7 @@ from monitor.core.state import state
 from support import Auth, UserFactory, free_port, need_program
 from support.browser import ARGS, CHROMIUM
 from support.gunicorn import Gunicorn
-from support.redis_servers import SystemRedis
+from support.redis_servers import RedisClusterSet, SentinelSet, SystemRedis
 
 #: Host apps with their own test suites, which tests/test_embedding.py runs as they are.
 collect_ignore = ["hosts"]
@@ -111,6 +111,27 @@ def system_redis(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A real 3-master Redis Cluster (redis-server --cluster-enabled yes, redis-cli --cluster create),
+    shared by the session: tests keep apart by their key prefixes."""
+    need_program("redis-server", "the Redis Cluster tests")
+    need_program("redis-cli", "the Redis Cluster tests")
+    cluster = RedisClusterSet(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def sentinel_set(tmp_path):
+    """A real primary, replica and sentinel (Debian's redis-server and redis-sentinel) a test may fail over."""
+    need_program("redis-server", "the Sentinel tests")
+    need_program("redis-sentinel", "the Sentinel tests")
+    servers = SentinelSet(tmp_path / "sentinel")
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def test_extension_keeps_its_state_in_app_extensions(app_config):
     monitor = Monitor()
     returned = monitor.init_app(app)
     assert app.extensions["monitor"] is returned
-    assert returned.store.key("a", 1) == f"{app_config['MONITOR_KEY_PREFIX']}:a:1"
+    assert returned.store.key("a", 1) == f"{{{app_config['MONITOR_KEY_PREFIX']}}}:a:1"  # the hash tag
     assert app.extensions["cache"]  # Flask-Caching registered on the host app
     returned.flusher.stop(flush=False)
 

@@ -8,6 +8,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from ..core.state import state
+from ..core.store import limiter_storage
 from . import limits, routes
 
 
@@ -16,11 +17,10 @@ def init_app(app):
     monitor = state(app)
     # Redis down: the limits fall back to each process's memory (still limited, per worker)
     # and the user lookup itself answers 503, so no login gets through unchecked.
+    uri, options = limiter_storage(monitor.store.url, monitor.store.kind, app.config["MONITOR_REDIS_TIMEOUT"])
     limiter = Limiter(
-        get_remote_address, storage_uri=_limiter_uri(monitor.store.url), key_prefix=limits.KEY_PREFIX,
-        storage_options={"socket_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
-                         "socket_connect_timeout": app.config["MONITOR_REDIS_TIMEOUT"],
-                         "key_prefix": monitor.store.key("limiter")},
+        get_remote_address, storage_uri=uri, key_prefix=limits.KEY_PREFIX,
+        storage_options={**options, "key_prefix": monitor.store.key("limiter")},
         in_memory_fallback_enabled=True, swallow_errors=True, strategy="moving-window")
     # Only /login is limited: the limiter's request hooks run on the auth routes alone (the
     # decorators below check the limits; its after-request hook counts the failures), so every
@@ -55,7 +55,3 @@ def _on_auth_routes_only(app, init):
         app_wide = funcs.get(None, [])
         funcs.setdefault(routes.bp.name, []).extend(app_wide[count:])
         del app_wide[count:]
-
-
-def _limiter_uri(url):
-    return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import capability
+from .store import SENTINEL_SCHEME, parse_sentinel
 
 
 class ConfigError(ValueError):
@@ -68,9 +69,18 @@ def number(lo, hi, kind=float):
 
 def redis_url(name, value):
     url = optional_text(name, value)
-    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(SENTINEL_SCHEME):
+        parse_sentinel(url)
+    elif url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError
     return url
+
+
+def key_prefix(name, value):
+    prefix = text(name, value)
+    if "{" in prefix or "}" in prefix:  # the prefix is the fleet's Redis Cluster hash tag
+        raise ValueError
+    return prefix
 
 
 def rate(name, value):
@@ -137,9 +147,10 @@ DEFAULT_CAPABILITIES = tuple(f"monitor.capabilities.{name}" for name in (
 #: The core settings, in the order the docs list them; each capability adds its own.
 SETTINGS = [
     Setting("MONITOR_REDIS_URL", "", redis_url,
-            "empty, or a redis://, rediss:// or unix:// URL",
-            "The Redis that every worker and host shares. Empty: the embedded Redis "
-            "that the gunicorn master owns, under the instance folder.", env="REDIS_URL"),
+            "empty, a redis://, rediss:// or unix:// URL, or redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]",
+            "The Redis that every worker and host shares: one server, a Redis Cluster (the URL of "
+            "any one node; detected) or a Sentinel set. Empty: the embedded Redis that the gunicorn "
+            "master owns, under the instance folder.", env="REDIS_URL"),
     Setting("MONITOR_INSTANCE_PATH", None, text, "a directory path",
             "Instance folder: embedded Redis socket and data, secret key, profile artifacts. Default: "
             "the app's own instance folder (``app.instance_path``; ``./instance`` for wsgi.py)."),
@@ -150,7 +161,7 @@ SETTINGS = [
             "The name this host shows in the fleet (default: the machine's hostname)."),
     Setting("MONITOR_FLEET_NAME", "monitor", text, "a non-empty name",
             "The fleet's name, shown in the dashboard header."),
-    Setting("MONITOR_KEY_PREFIX", "monitor", text, "a non-empty string",
+    Setting("MONITOR_KEY_PREFIX", "monitor", key_prefix, "a non-empty string without { or }",
             "Prefix of every Redis key the monitor writes; two apps on one Redis need two prefixes."),
     Setting("MONITOR_PUBLIC_URL", "", optional_text, "empty, or the URL users reach the app at",
             "Base URL for the setup link the server logs (default: the bind address)."),

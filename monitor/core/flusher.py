@@ -9,8 +9,14 @@ Each batch is applied exactly once. A send that fails may still land: a hung Red
 sat in its socket buffer when it resumes, and redis-py retries a timed-out call by itself. So
 the batch goes to Redis as one Lua script (``APPLY_ONCE``) carrying this process's sequence
 number, which Redis applies only if the process's ack key holds a lower one; a batch whose
-send failed is kept and sent again, unchanged, before anything newer. Redis Cluster is not
-supported (the script writes keys it does not declare).
+send failed is kept and sent again, unchanged, before anything newer.
+
+On a Redis Cluster the script declares only the ack key, yet writes others: Redis accepts
+that because every key of a fleet shares the ack key's hash tag (``store.key``), so they all
+live in the one slot the script was routed to.
+
+A shipper that wants the answers of its commands (a list's length after RPUSH, say) has a
+``landed(commands, replies)`` method: it is called with them once its batch was applied.
 """
 import logging
 import os
@@ -22,22 +28,27 @@ import redis
 
 log = logging.getLogger(__name__)
 
+#: Never connected: its pipelines only collect each tick's commands, the same way for a single
+#: Redis, a Sentinel set or a cluster (whose pipelines keep commands elsewhere).
+COLLECTOR = redis.Redis()
 #: Seconds a process's ack key outlives its last flush.
 ACK_TTL_S = 3600
 #: KEYS[1]: the process's ack key; ARGV: sequence number, ack TTL, then for each command its
 #: argument count and its arguments. Runs the batch unless a batch with this sequence number
-#: (or a later one) was applied already; a failing command does not stop the others.
+#: (or a later one) was applied already (answer 0); a failing command does not stop the
+#: others. Answers the commands' replies, in order.
 APPLY_ONCE = """
 local seq = tonumber(ARGV[1])
 if seq <= tonumber(redis.call('GET', KEYS[1]) or '0') then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local replies = {}
 local i = 3
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
-  redis.pcall(unpack(ARGV, i + 1, i + n))
+  replies[#replies + 1] = redis.pcall(unpack(ARGV, i + 1, i + n))
   i = i + n + 1
 end
-return 1
+return replies
 """
 
 
@@ -66,7 +77,11 @@ class Flusher:
         self.unsent = None
 
     def add_shipper(self, fn):
-        """Call ``fn(pipe, now)`` each tick; it may return an ``undo()`` for a failed send."""
+        """Call ``fn(pipe, now)`` each tick; it may return an ``undo()`` for a failed send.
+
+        ``fn.landed(commands, replies)``, if defined, gets the commands it added and their replies
+        once they were applied.
+        """
         self.shippers.append(fn)
         return fn
 
@@ -110,18 +125,23 @@ class Flusher:
         started, cpu = time.perf_counter(), time.thread_time()
         undo = []
         try:
-            pipe = self.store.redis.pipeline(transaction=False)  # collects the commands, never sent
+            pipe = COLLECTOR.pipeline(transaction=False)
+            spans = []
             for shipper in self.shippers:
+                first = len(pipe.command_stack)
                 callback = shipper(pipe, now)
                 if callback:
                     undo.append(callback)
+                if hasattr(shipper, "landed") and len(pipe.command_stack) > first:
+                    spans.append((shipper, first, [command for command, _ in pipe.command_stack[first:]]))
             if self.unsent is not None:
                 self._send(self.unsent)  # still down: this tick's data is put back below
             if pipe.command_stack:
                 self.seq += 1
-                self.unsent = [self.seq, ACK_TTL_S]
+                args = [self.seq, ACK_TTL_S]
                 for command, _ in pipe.command_stack:
-                    self.unsent += [len(command), *command]
+                    args += [len(command), *command]
+                self.unsent = (args, spans)
                 undo = []  # from here the batch is kept whole until it lands
                 self._send(self.unsent)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -146,5 +166,9 @@ class Flusher:
         self.cpu_s += time.thread_time() - cpu
 
     def _send(self, batch):
-        self.apply_once(keys=[self.ack_key], args=batch)
+        args, spans = batch
+        replies = self.apply_once(keys=[self.ack_key], args=args)
         self.unsent = None
+        if replies:  # 0 when an earlier send of this batch was applied and only its answer lost
+            for shipper, first, commands in spans:
+                shipper.landed(commands, replies[first:first + len(commands)])

@@ -26,7 +26,7 @@ from gunicorn import glogging
 from . import capability, config, embedded
 from .process import MASTER_ENV
 from .secrets import PRIVATE, secret_key
-from .store import Store, safe_url
+from .store import Store, remember_kind, safe_url
 
 #: What the master exports to its workers: its view of the settings that both sides use.
 MASTER_SETTINGS_ENV = "MONITOR_MASTER_SETTINGS"
@@ -114,6 +114,10 @@ def on_starting(server):
     store = Store(url, settings["MONITOR_KEY_PREFIX"], timeout=max(settings["MONITOR_REDIS_TIMEOUT"], 1.0))
     if not store.ok():
         _fail(server, f"cannot reach Redis at {safe_url(url)} (REDIS_URL); is it running?")
+    remember_kind(url, store.kind)
+    renamed = store.adopt_legacy_keys()
+    if renamed:
+        server.log.info("monitor: %d keys renamed to the {%s}: form", renamed, store.prefix)
     os.environ[MASTER_ENV] = str(os.getpid())
     os.environ[MASTER_SETTINGS_ENV] = json.dumps(_shared({**settings, "MONITOR_REDIS_URL": url}))
     _master.update(settings=settings, store=store)

@@ -67,7 +67,7 @@ def stats(monitor, window=DEFAULT_WINDOW_S, budget_s=None):
     misses = sum(pair[1] for ns, pair in reads.items() if ns)
     names = sorted(set(keys) | set(reads),
                    key=lambda ns: (-(keys.get(ns, 0) + sum(reads.get(ns, (0, 0)))), ns))[:MAX_LISTED]
-    info = monitor.store.redis.info()
+    info = monitor.store.info()  # the node holding the fleet, on a Redis Cluster
     return {
         "backend": "redis", "prefix": start, "keys": total, "approximate": approximate,
         "hits": hits, "misses": misses, "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,

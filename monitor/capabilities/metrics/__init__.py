@@ -1,7 +1,8 @@
 """The metrics capability: request rates, latency percentiles and errors per endpoint, fleet-wide.
 
 ``collect`` holds the hot path's in-process aggregates, ``histogram`` and ``codec`` the
-mergeable numbers and their bytes, ``ship`` the flusher's writes, ``query`` the read side;
+mergeable numbers and their bytes, ``layout`` the Redis keys and tiers, ``ship`` the
+flusher's writes, ``compact`` the merges and roll-ups in Redis, ``query`` the read side;
 ``api``, ``prometheus`` (``GET /metrics``), ``panel`` and ``spec`` are its surfaces.
 """
 from ...core.capability import Capability

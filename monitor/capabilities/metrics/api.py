@@ -5,7 +5,7 @@ from ...api.args import int_arg
 from ...auth.decorators import role_required
 from ...core.errors import Refused
 from ...core.state import state
-from . import query
+from . import layout, query
 
 
 def register(bp):
@@ -15,9 +15,11 @@ def register(bp):
     @role_required("viewer")
     def get_metrics():
         """Merged metrics of all workers (or one host / one pid) over ``window`` seconds."""
-        window = int_arg("window", 60, 10, 86400)
+        window = int_arg("window", 60, 10, query.MAX_WINDOW_S)
         pid = int_arg("pid", None, 1, 2**31)
         host = request.args.get("host") or None
         if host is not None and len(host) > 255:
             raise Refused("host must be at most 255 characters")
-        return jsonify(query.query(state().store, window, host=host, pid=pid))
+        monitor = state()
+        lag = layout.lag(monitor.config["MONITOR_FLUSH_INTERVAL"])
+        return jsonify(query.query(monitor.store, window, host=host, pid=pid, lag_s=lag))

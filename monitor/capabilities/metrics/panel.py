@@ -5,10 +5,11 @@ the fragment stays the one thing a poll fetches, and its ETag covers the chart d
 """
 from ...web import hooks
 from ...web.panel import Panel
-from . import query
+from . import layout, query
 
 #: Windows the selector offers, in seconds, with their labels.
-WINDOWS = {60: "1 min", 300: "5 min", 900: "15 min", 3600: "1 h", 21600: "6 h", 86400: "24 h"}
+WINDOWS = {60: "1 min", 300: "5 min", 900: "15 min", 3600: "1 h", 21600: "6 h", 86400: "24 h",
+           7 * 86400: "7 d", 30 * 86400: "30 d"}
 #: Sortable columns of the endpoint table (descending, except names).
 SORTS = ("count", "errors", "p50_ms", "p95_ms", "p99_ms", "endpoint")
 
@@ -38,7 +39,8 @@ class MetricsPanel(Panel):
         choices = {f"{h}|{p}" for h, p in workers} | {h for h, _ in workers}
         target = _choice(args, "worker", choices, "")
         host, _, pid = target.partition("|")
-        data = query.query(store, window, host=host or None, pid=int(pid) if pid else None)
+        data = query.query(store, window, host=host or None, pid=int(pid) if pid else None,
+                           lag_s=layout.lag(monitor.config["MONITOR_FLUSH_INTERVAL"]))
         sort = _choice(args, "sort", SORTS, "count")
         rows = sorted(data["endpoints"], key=lambda r: r[sort] if sort == "endpoint" else -r[sort])
         chart = series(data["series"], data["resolution_s"]["series"])

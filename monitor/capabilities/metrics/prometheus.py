@@ -13,7 +13,7 @@ from ...auth.decorators import role_required
 from ...auth.guard import require_login
 from ...core.state import state
 from ...web.responses import register_handlers
-from . import query
+from . import layout, query
 
 bp = Blueprint("monitor_prometheus", __name__)
 bp.before_request(require_login)
@@ -23,12 +23,13 @@ register_handlers(bp)
 class FleetCollector:
     """Yield the fleet's metric families from one ``query.query`` and the lifetime totals."""
 
-    def __init__(self, store, window_s):
+    def __init__(self, store, window_s, lag_s):
         self.store = store
         self.window_s = window_s
+        self.lag_s = lag_s
 
     def collect(self):
-        data = query.query(self.store, self.window_s)
+        data = query.query(self.store, self.window_s, lag_s=self.lag_s)
         requests = CounterMetricFamily("monitor_http_requests", "Requests served by the fleet since counting began.",
                                        labels=["endpoint", "method", "status_class"])
         for (endpoint, method, cls), count in sorted(query.totals(self.store).items()):
@@ -81,7 +82,8 @@ class FleetCollector:
 @role_required("viewer")
 def exposition():
     """The Prometheus text format of the merged metrics (``?window=`` s, default 60)."""
-    window = int_arg("window", 60, 10, 86400)
+    window = int_arg("window", 60, 10, query.MAX_WINDOW_S)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(state().store, window))
+    monitor = state()
+    registry.register(FleetCollector(monitor.store, window, layout.lag(monitor.config["MONITOR_FLUSH_INTERVAL"])))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,75 +1,225 @@
-"""The read side: the fleet's metrics over a window, merged from every worker's buckets."""
-import functools
+"""The read side: the fleet's metrics over a window, from the merged buckets of ``ship.py``.
+
+A window is covered by few buckets whatever its length (``plan``): the finest tier still kept
+at the window's start for its first bucket, then at each step the coarsest bucket that
+starts there. Buckets that closed less than ``layout.lag`` ago may not have rolled up
+yet, so the finer buckets of that span are read too (``expand``), each record counted at
+one level only (a rolled record's rows are in its parent), in one MULTI/EXEC so no roll-up
+falls between two reads. Every bucket is one merged record plus a bounded few appended since
+(``compact``): a query reads a bounded number of bytes however many workers write.
+
+What a scope can show:
+
+- the whole fleet: everything (endpoint rows with percentiles, totals, chart, workers[]);
+- ``host=``: the host's totals, status classes, percentiles and chart (kind ``h``), its workers;
+- ``pid=`` (with or without ``host=``): the worker's totals, status classes, mean latency and
+  chart of requests and errors (kind ``w``); no percentiles (``null``): keeping a histogram per
+  worker would make the store grow with the workers again.
+
+Endpoint rows are the fleet's only: under ``host=`` or ``pid=`` ``endpoints`` is empty.
+"""
 import json
 import time
 
 import numpy as np
 
-from .codec import CLASSES, PAIR_BYTES, TRIPLE_BYTES, split_detail
+from . import codec, layout
+from .codec import CLASS_CODE, CLASSES
 from .histogram import BUCKET_MS, NBUCKETS, percentile_rows
-from .ship import DETAIL_TIERS, SUMMARY_TIERS
+from .layout import TIERS
+
+#: The longest window the API, the panel and /metrics answer: 30 days.
+MAX_WINDOW_S = 30 * 86400
+#: A bucket counts as kept until this long before its TTL runs out (clocks of hosts differ).
+MARGIN_S = 30
+#: A window is resolved (its table's first bucket, its chart's points) by the coarsest tier
+#: that gives at least this many buckets.
+POINTS = 24
+ERRORS = CLASS_CODE["5xx"]
+#: The scope of a query → (kind of its totals, kind of its chart).
+KINDS = {"fleet": ("d", "s"), "host": ("h", "h"), "worker": ("w", "w")}
 
 
-def detail_tier(window_s):
-    """Return the detail tier a window reads: the coarsest giving at least 4 buckets."""
-    return max([t for t in DETAIL_TIERS if window_s >= 4 * t] or [min(DETAIL_TIERS)])
+def kept(kind, tier, start, now):
+    """Tell whether the bucket of ``tier`` starting at ``start`` is still in Redis."""
+    return start + tier + TIERS[kind][tier] - MARGIN_S > now
 
 
-def series_tier(window_s):
-    """Return the summary tier of the chart series: the coarsest giving at least 30 points."""
-    return max([t for t in SUMMARY_TIERS if window_s >= 30 * t] or [min(SUMMARY_TIERS)])
+def resolution(kind, window_s, now):
+    """Return the tier that resolves a window: the coarsest giving ``POINTS`` buckets in it,
+    among those still kept at its start (the finest of them for a short window)."""
+    lo = now - window_s
+    usable = [t for t in sorted(TIERS[kind]) if kept(kind, t, int(lo // t) * t, now)] or [max(TIERS[kind])]
+    return max([t for t in usable if window_s >= POINTS * t] or usable[:1])
 
 
-def _buckets(now, window_s, tier):
-    first = int((now - window_s) // tier) * tier
-    if first + tier <= now - window_s:
-        first += tier
-    return list(range(first, int(now // tier) * tier + 1, tier))
+def plan(kind, window_s, now):
+    """Return the ``(tier, start)`` buckets of ``kind`` that cover the last ``window_s`` s.
+
+    The first bucket is the window's ``resolution`` bucket that holds its start (so the cover
+    reaches back at most 1/``POINTS`` of the window further); each next one is the coarsest
+    that starts where the last ended.
+    """
+    tiers = sorted(TIERS[kind])
+    edge = resolution(kind, window_s, now)
+    cursor = int((now - window_s) // edge) * edge
+    out = [(edge, cursor)]
+    cursor += edge
+    while cursor <= now:
+        tier = max(t for t in tiers if cursor % t == 0 and (t == edge or kept(kind, t, cursor, now)))
+        out.append((tier, cursor))
+        cursor += tier
+    return out
 
 
-def _wanted(field, host, pid):
-    name, _, number = field.decode().rpartition("|")
-    if (host is not None and name != host) or (pid is not None and int(number) != pid):
-        return None
-    return name, int(number)
+def expand(kind, roots, now, lag_s=layout.LAG_S):
+    """Return ``[(root index, tier, start, is root)]``: the buckets ``roots`` and, under those
+    that closed less than ``lag_s`` ago, the finer buckets of that span (recursively)."""
+    out = []
+
+    def visit(i, tier, start, root):
+        out.append((i, tier, start, root))
+        below = layout.finer(kind, tier)
+        if below is None or start + tier <= now - lag_s:
+            return
+        for child in range(start, min(start + tier, int(now // below) * below + 1), below):
+            if child + below > now - lag_s:
+                visit(i, below, child, False)
+
+    for i, (tier, start) in enumerate(roots):
+        visit(i, tier, start, True)
+    return out
 
 
-def query(store, window_s, host=None, pid=None, now=None):
-    """Return the fleet's metrics over the last ``window_s`` s (the GET /api/admin/metrics body)."""
+def chart_starts(window_s, tier, now):
+    """Return the bucket starts of a window's chart points."""
+    return list(range(int((now - window_s) // tier) * tier, int(now // tier) * tier + 1, tier))
+
+
+class Sums:
+    """Rows of many records added up by group and point: counts by status class, µs sums and
+    dense latency histograms. ``key(name)`` gives a row's group, or None to leave it out;
+    ``parts`` are ``(point, Record)``. Worker rows (``workers``) have no latency histogram:
+    their triples are their counts by class."""
+
+    def __init__(self, parts, key, points=1, workers=False):
+        self.index = {}
+        mapped = {}  # decoded records share the list of a names list seen before: map it once
+        rows, triples = [], []
+        for point, record in parts:
+            found = mapped.get(id(record.names))
+            if found is None:
+                found = mapped[id(record.names)] = (
+                    np.array([-1 if (g := key(name)) is None else self.index.setdefault(g, len(self.index))
+                              for name in record.names], dtype=np.int64),
+                    np.array([CLASS_CODE.get(name[-1], 0) for name in record.names], dtype=np.int64))
+            gid, cls = found
+            rows.append((point, gid, cls, record.counts, record.sums))
+            if len(record.rows):
+                triples.append((point, gid[record.rows], record.buckets, record.hits))
+        size = self.size = len(self.index)
+        self.by_class = np.zeros((points, size, len(CLASSES)))
+        self.sums = np.zeros(size)
+        self.hist = None if workers else np.zeros((points, size, NBUCKETS))
+        if not size:
+            return
+        point = np.repeat([r[0] for r in rows], [len(r[1]) for r in rows])
+        gid, cls, counts, sums = (np.concatenate([r[i] for r in rows]) for i in range(1, 5))
+        keep = gid >= 0
+        self.sums = np.bincount(gid[keep], weights=sums[keep], minlength=size)
+        if not workers:
+            self.by_class = self._add(((point * size + gid) * len(CLASSES) + cls)[keep], counts[keep],
+                                      (points, size, len(CLASSES)))
+        if triples:
+            point = np.repeat([t[0] for t in triples], [len(t[1]) for t in triples])
+            gid, bucket, hits = (np.concatenate([t[i] for t in triples]) for i in range(1, 4))
+            keep = gid >= 0
+            width = len(CLASSES) if workers else NBUCKETS
+            cells = ((point * size + gid) * width + np.minimum(bucket, width - 1).astype(np.int64))[keep]
+            if workers:
+                self.by_class = self._add(cells, hits[keep], (points, size, width))
+            else:
+                self.hist = self._add(cells, hits[keep], (points, size, width))
+
+    @staticmethod
+    def _add(cells, weights, shape):
+        return np.bincount(cells, weights=weights, minlength=int(np.prod(shape))).reshape(shape)
+
+
+def _key(scope, host, pid):
+    """Return the group key of a total's rows for this scope (one group, 0), or None to leave a row out."""
+    if scope == "fleet":
+        return lambda name: (name[0], name[1])  # (endpoint, method)
+    if scope == "host":
+        return lambda name: 0 if name[0] == host else None
+    return lambda name: 0 if name[1] == pid and host in (None, name[0]) else None
+
+
+def _chart_key(scope, host, pid):
+    return (lambda name: 0) if scope == "fleet" else _key(scope, host, pid)
+
+
+def query(store, window_s, host=None, pid=None, now=None, lag_s=layout.LAG_S):
+    """Return the fleet's metrics over the last ``window_s`` s (the GET /api/admin/metrics body);
+    ``lag_s``: ``layout.lag`` of the fleet's flush interval."""
     now = time.time() if now is None else now
-    d_tier, s_tier = detail_tier(window_s), series_tier(window_s)
-    d_buckets, s_buckets = _buckets(now, window_s, d_tier), _buckets(now, window_s, s_tier)
-    pipe = store.raw.pipeline(transaction=False)
-    for start in d_buckets:
-        pipe.hgetall(store.key("m", "d", d_tier, start))
-    for start in s_buckets:
-        pipe.hgetall(store.key("m", "s", s_tier, start))
+    scope = "worker" if pid is not None else "host" if host is not None else "fleet"
+    total_kind, chart_kind = KINDS[scope]
+    totals_plan = plan(total_kind, window_s, now)
+    chart_s = resolution(chart_kind, window_s, now)
+    starts = chart_starts(window_s, chart_s, now)
+    reads = {"totals": (total_kind, expand(total_kind, totals_plan, now, lag_s)),
+             "workers": ("w", expand("w", plan("w", window_s, now), now, lag_s)),
+             "chart": (chart_kind, expand(chart_kind, [(chart_s, s) for s in starts], now, lag_s))}
+    names = list(dict.fromkeys(layout.name(store, kind, t, s) for kind, found in reads.values()
+                               for _, t, s, _ in found))
+    pipe = store.raw.pipeline(transaction=True)  # one snapshot: no roll-up between two reads
+    for name in names:
+        pipe.lrange(name, 0, -1)
     pipe.zrangebyscore(store.key("m", "workers"), now - max(window_s, 10), "+inf")
     replies = pipe.execute()
-    details, summaries, recent = replies[:len(d_buckets)], replies[len(d_buckets):-1], replies[-1]
+    blobs = dict(zip(names, replies))
+    recent = [m.decode() for m in replies[-1]]
 
-    wanted = functools.lru_cache(maxsize=None)(lambda field: _wanted(field, host, pid))
-    endpoints, per_worker, by_status, total_us, hist = _merge_details(details, wanted)
-    total = sum(by_status.values())
-    errors = by_status["5xx"]
-    span = max(now - d_buckets[0], 1.0)
-    overall = hist.sum(axis=0, keepdims=True) if len(hist) else np.zeros((1, NBUCKETS))
-    p50, p90, p95, p99 = percentile_rows(overall, (0.5, 0.9, 0.95, 0.99))[0] if total else (0.0,) * 4
-    nonzero = np.nonzero(overall[0])[0]
-    workers, system, overhead = _workers(store, recent, per_worker, wanted)
+    def parts(part):
+        """Return ``(point, Record)`` of one read: every record of a root bucket, the not yet
+        rolled records of the finer ones."""
+        kind, found = reads[part]
+        return [(i, codec.decode(blob)) for i, t, s, root in found
+                for blob in blobs[layout.name(store, kind, t, s)] if root or not codec.rolled(blob)]
+
+    totals = Sums([(0, r) for _, r in parts("totals")], _key(scope, host, pid), workers=scope == "worker")
+    by_class = totals.by_class[0].sum(axis=0)
+    by_status = {c: int(by_class[CLASS_CODE[c]]) for c in ("2xx", "3xx", "4xx", "5xx")}
+    total, errors = int(by_class.sum()), int(by_class[ERRORS])
+    micros = float(totals.sums.sum())
+    span = max(now - totals_plan[0][1], 1.0)
+    if totals.hist is not None:
+        overall = totals.hist[0].sum(axis=0, keepdims=True)
+        p50, p90, p95, p99 = (_ms(v) for v in percentile_rows(overall, (0.5, 0.9, 0.95, 0.99))[0])
+        nonzero = np.nonzero(overall[0])[0]
+        top = _ms(BUCKET_MS[nonzero[-1]]) if len(nonzero) else 0.0
+    else:
+        p50 = p90 = p95 = p99 = top = None
+    wanted = _key("worker", host, pid) if pid is not None else _key("host", host, None) if host else None
+    workers = Sums([(0, r) for _, r in parts("workers")],
+                   lambda n: n if wanted is None or wanted(n) is not None else None, workers=True)
+    per_worker = {worker: int(workers.by_class[0, g].sum()) for worker, g in workers.index.items()}
+    chart = Sums(parts("chart"), _chart_key(scope, host, pid), points=len(starts), workers=chart_kind == "w")
+    worker_rows, system, overhead = _workers(store, recent, per_worker, host, pid)
     return {
         "requests": {"total": total, "rate_per_s": round(total / span, 3), "errors": errors,
                      "error_rate": round(errors / total, 4) if total else 0.0, "by_status": by_status},
-        "latency_ms": {"p50": _ms(p50), "p90": _ms(p90), "p95": _ms(p95), "p99": _ms(p99),
-                       "max": _ms(BUCKET_MS[nonzero[-1]]) if len(nonzero) else 0.0,
-                       "mean": _ms(total_us / total / 1000) if total else 0.0},
-        "endpoints": endpoints,
-        "workers": workers,
+        "latency_ms": {"p50": p50, "p90": p90, "p95": p95, "p99": p99, "max": top,
+                       "mean": _ms(micros / total / 1000) if total else 0.0},
+        "endpoints": _endpoints(totals) if scope == "fleet" else [],
+        "workers": worker_rows,
         "system": system,
-        "series": _series(summaries, s_buckets, wanted),
+        "series": _series(chart, starts),
         "window_s": window_s,
         "generated_at": round(now, 3),
-        "resolution_s": {"table": d_tier, "series": s_tier},
+        "scope": {"kind": scope, "endpoints": scope == "fleet", "percentiles": scope != "worker"},
+        "resolution_s": {"table": totals_plan[0][0], "series": chart_s},
         "overhead": overhead,
     }
 
@@ -78,102 +228,43 @@ def _ms(value):
     return round(float(value), 3)
 
 
-def _merge_details(details, wanted):
-    """Merge detail blobs: endpoint rows, per-worker counts, status counts, sum, dense histograms.
-
-    The Python loop only slices each worker's blob; the numbers are read in one pass each.
-    """
-    index = {}
-    seen = {}
-    class_code = {c: i for i, c in enumerate(CLASSES)}
-    owners, gids, classes, sums, triples, n_series, n_triples = [], [], [], [], [], [], []
-    for fields in details:
-        for field, blob in fields.items():
-            worker = wanted(field)
-            if worker is None:
-                continue
-            # Consecutive buckets of a worker mostly carry the same series list: map it once.
-            head, numbers = split_detail(blob)
-            mapped = seen.get(head)
-            if mapped is None:
-                names = json.loads(head)
-                mapped = seen[head] = (
-                    np.array([index.setdefault((e, m), len(index)) for e, m, _ in names], dtype=np.int64),
-                    np.array([class_code[c] for _, _, c in names], dtype=np.int64))
-            local, cls_codes = mapped
-            cut = PAIR_BYTES * len(local)
-            owners.append(worker)
-            gids.append(local)
-            classes.append(cls_codes)
-            sums.append(numbers[:cut])
-            triples.append(numbers[cut:])
-            n_series.append(len(local))
-            n_triples.append((len(numbers) - cut) // TRIPLE_BYTES)
-    pairs = np.frombuffer(b"".join(sums), dtype=np.int64).reshape(-1, 2)
-    per_field = np.bincount(np.repeat(np.arange(len(owners)), n_series), weights=pairs[:, 0], minlength=len(owners))
-    per_worker = {}
-    for worker, n in zip(owners, per_field.tolist()):
-        per_worker[worker] = per_worker.get(worker, 0) + int(n)
-    size = len(index)
-    by_status = dict.fromkeys(("2xx", "3xx", "4xx", "5xx"), 0)
-    if not size:
-        return [], per_worker, by_status, 0, np.zeros((0, NBUCKETS))
-    gid, cls = np.concatenate(gids), np.concatenate(classes)
-    count = np.bincount(gid, weights=pairs[:, 0], minlength=size)
-    micros = np.bincount(gid, weights=pairs[:, 1], minlength=size)
-    failed = np.bincount(gid[cls == 4], weights=pairs[cls == 4, 0], minlength=size)
-    for code, n in enumerate(np.bincount(cls, weights=pairs[:, 0], minlength=len(CLASSES))):
-        if CLASSES[code] in by_status:
-            by_status[CLASSES[code]] = int(n)
-    flat = np.frombuffer(b"".join(triples), dtype=np.int32).reshape(-1, 3)
-    first_row = np.concatenate(([0], np.cumsum(n_series)[:-1]))  # each field's first row in ``gid``
-    rows = gid[np.repeat(first_row, n_triples) + flat[:, 0]]
-    cells = rows * NBUCKETS + np.clip(flat[:, 1], 0, NBUCKETS - 1)
-    hist = np.bincount(cells, weights=flat[:, 2], minlength=size * NBUCKETS).reshape(size, NBUCKETS)
-    quantiles = percentile_rows(hist, (0.5, 0.95, 0.99))
-    endpoints = [
+def _endpoints(totals):
+    """Return the endpoint rows, busiest first."""
+    if not totals.size:
+        return []
+    count = totals.by_class[0].sum(axis=1)
+    failed = totals.by_class[0, :, ERRORS]
+    quantiles = percentile_rows(totals.hist[0], (0.5, 0.95, 0.99))
+    rows = [
         {"endpoint": endpoint, "method": method, "count": int(count[g]), "errors": int(failed[g]),
          "p50_ms": _ms(quantiles[g, 0]), "p95_ms": _ms(quantiles[g, 1]), "p99_ms": _ms(quantiles[g, 2]),
-         "mean_ms": _ms(micros[g] / count[g] / 1000) if count[g] else 0.0}
-        for (endpoint, method), g in index.items()]
-    endpoints.sort(key=lambda row: (-row["count"], row["endpoint"], row["method"]))
-    return endpoints, per_worker, by_status, int(micros.sum()), hist
+         "mean_ms": _ms(totals.sums[g] / count[g] / 1000) if count[g] else 0.0}
+        for (endpoint, method), g in totals.index.items()]
+    rows.sort(key=lambda row: (-row["count"], row["endpoint"], row["method"]))
+    return rows
 
 
-def _series(summaries, starts, wanted):
-    """Return the chart points: requests, errors and p95 of each bucket, all workers merged."""
-    head = 8 * len(CLASSES)
-    points, heads, tails = [], [], []
-    for point, fields in enumerate(summaries):
-        for field, raw in fields.items():
-            if wanted(field) is not None:
-                points.append(point)
-                heads.append(raw[:head])
-                tails.append(raw[head + 8:])  # past the classes and sum_us
-    by_class = np.zeros((len(starts), len(CLASSES)), dtype=np.int64)
-    hist = np.zeros((len(starts), NBUCKETS))
-    if points:
-        np.add.at(by_class, points, np.frombuffer(b"".join(heads), dtype=np.int64).reshape(-1, len(CLASSES)))
-        pairs = np.frombuffer(b"".join(tails), dtype=np.int32).reshape(-1, 2)
-        owner = np.repeat(points, [len(tail) // 8 for tail in tails])
-        cells = owner * NBUCKETS + np.minimum(pairs[:, 0], NBUCKETS - 1)
-        hist = np.bincount(cells, weights=pairs[:, 1],
-                           minlength=len(starts) * NBUCKETS).reshape(len(starts), NBUCKETS)
-    p95 = percentile_rows(hist, (0.95,))[:, 0]
-    requests, errors = by_class.sum(axis=1), by_class[:, CLASSES.index("5xx")]
+def _series(chart, starts):
+    """Return the chart points: requests, errors and p95 (None without histograms) of each bucket."""
+    if chart.size:
+        by_class = chart.by_class[:, 0, :]
+        requests, errors = by_class.sum(axis=1), by_class[:, ERRORS]
+    else:
+        requests = errors = np.zeros(len(starts))
+    p95 = percentile_rows(chart.hist[:, 0, :], (0.95,))[:, 0] if chart.hist is not None and chart.size else None
     return [{"t": start, "requests": int(requests[i]), "errors": int(errors[i]),
-             "p95_ms": _ms(p95[i]) if requests[i] else None} for i, start in enumerate(starts)]
+             "p95_ms": _ms(p95[i]) if p95 is not None and requests[i] else None} for i, start in enumerate(starts)]
 
 
-def _workers(store, recent, per_worker, wanted):
+def _workers(store, recent, per_worker, host, pid):
     """Return workers[] (seen in the window, or sampling now), the hosts' system mean, own cost."""
-    names = {tuple(w) for w in per_worker}
+    names = set(per_worker)
     for member in recent:
-        worker = wanted(member)
-        if worker is not None:
-            names.add(worker)
+        name, _, number = member.rpartition("|")
+        if (host is None or name == host) and (pid is None or int(number) == pid):
+            names.add((name, int(number)))
     names = sorted(names)
-    samples = store.redis.mget([store.key("m", "w", h, p) for h, p in names]) if names else []
+    samples = store.redis.mget([store.key("m", "sample", h, p) for h, p in names]) if names else []
     workers = []
     hosts = {}
     path_ns = path_n = flusher_cpu_s = requests = uptime_s = 0
@@ -229,7 +320,8 @@ def recent_workers(store, window_s, now=None):
 
 def totals(store):
     """Return the fleet's lifetime request counts: {(endpoint, method, class): count}."""
-    return {tuple(json.loads(field)): int(n) for field, n in store.redis.hgetall(store.key("m", "total")).items()}
+    merged = codec.merge([codec.decode(blob) for blob in store.raw.lrange(store.key("m", "t"), 0, -1)])
+    return {name: int(n) for name, n in zip(merged.names, merged.counts) if n}
 
 
 _bytes_cache = {}
@@ -249,4 +341,3 @@ def redis_bytes(store, max_age=30.0):
         total += sum(n or 0 for n in pipe.execute())
     _bytes_cache[store.prefix] = (time.monotonic(), total)
     return total
-

@@ -1,109 +1,157 @@
-"""The write side: each worker's flusher shipper and the Redis layout it writes.
+"""The write side: each worker's flusher shipper (the layout it writes is in ``layout``).
 
-Redis layout (all keys under ``key("m", ...)``, every one with a TTL):
+Each flush appends the recorder's delta (the requests since the last flush) as one record to
+the current finest bucket of each kind, and to the lifetime totals; merging and rolling up
+into the coarser tiers is ``compact``'s. The deltas are safe to add because every flush is
+applied exactly once (``core/flusher.py``).
 
-- ``m:s:<tier>:<bucket>`` hash, field ``host|pid`` → bytes: int64 counts by class and sum_us,
-  then int32 (bucket index, count) pairs: the worker's summary of that time bucket (series
-  chart); tiers 1 s, 10 s, 60 s, 600 s.
-- ``m:d:<tier>:<bucket>`` hash, field ``host|pid`` → bytes: a JSON list of series
-  ``[endpoint, method, class]``, a newline, int64 ``(count, sum_us)`` per series, then int32
-  triples ``(series, bucket index, count)``; tiers 10 s, 60 s, 600 s, 3600 s.
-- ``m:w:<host>:<pid>`` JSON worker sample (psutil, RSS slope, hook cost); ``m:workers``
-  zset of ``host|pid`` by last sample time; ``m:total`` hash ``[endpoint, method, class]`` →
-  lifetime count (the Prometheus counters).
-
-Each worker writes its *cumulative* value of every open bucket on every tick (HSET, not
-HINCRBY), so a retried or repeated write is harmless and a SIGKILLed worker loses only
-what it recorded since its last successful tick.
+A worker whose send fails keeps its deltas and sends them with its next flush: per kind its
+last ``MAX_PENDING`` finest buckets, the older ones merged into the next tier's buckets (so
+the 1 s chart tier keeps its last 120 s, the coarser tiers every request). A SIGKILLed
+worker loses only what it recorded since its last flush.
 """
 import json
+import time
 from collections import deque
 
 import numpy as np
 
 from ...core.process import host_sample
-from .codec import encode_detail, encode_summary
+from . import codec, layout
+from .compact import EVERY, Compactor
 
-#: Summary tiers (series chart): bucket seconds → seconds kept, just past the longest
-#: window that reads the tier (see ``series_tier``).
-SUMMARY_TIERS = {1: 600, 10: 3600, 60: 6 * 3600, 600: 25 * 3600}
-#: Detail tiers (per-endpoint table, per-worker requests): bucket seconds → seconds kept,
-#: just past the longest window that reads the tier (see ``detail_tier``).
-DETAIL_TIERS = {10: 600, 60: 3600, 600: 5 * 3600, 3600: 25 * 3600}
 #: Unsent closed buckets a worker keeps per tier while Redis is unreachable.
 MAX_PENDING = 120
-#: Worker samples (and the worker index) outlive the longest window the API answers.
+#: Worker samples (and the worker index) outlive the longest window that lists live workers.
 SAMPLE_TTL = 25 * 3600
 #: The lifetime counters live on while any worker ships (each flush renews them).
-TOTAL_TTL = 8 * 86400
+TOTAL_TTL = 8 * layout.DAY
 #: RSS readings kept for the leak signal: one per 5 s over 5 minutes.
 RSS_EVERY_S = 5
 RSS_POINTS = 60
 
 
-def _merge(into, delta):
-    for key, (count, total_ns, buckets) in delta.items():
-        series = into.get(key)
+def rows(kind, delta, host, pid):
+    """Return the rows of a record of ``kind`` for a recorder delta (see ``layout``)."""
+    if kind == "d":
+        return delta
+    if kind == "s":
+        return codec.group(delta, lambda key: (key[2],))
+    if kind == "h":
+        return codec.group(delta, lambda key: (host, key[2]))
+    count = ns = 0
+    classes = {}  # a worker's one row: its counts per status class stand in its histogram
+    for (_, _, cls), (n, total_ns, _) in delta.items():
+        count += n
+        ns += total_ns
+        code = codec.CLASS_CODE[cls]
+        classes[code] = classes.get(code, 0) + n
+    return {(host, pid): [count, ns, classes]}
+
+
+def combine(a, b):
+    """Return a new delta holding both deltas (neither is changed: the kinds share them)."""
+    out = {key: [count, ns, dict(buckets)] for key, (count, ns, buckets) in a.items()}
+    for key, (count, ns, buckets) in b.items():
+        series = out.get(key)
         if series is None:
-            series = into[key] = [0, 0, {}]
+            out[key] = [count, ns, dict(buckets)]
+            continue
         series[0] += count
-        series[1] += total_ns
+        series[1] += ns
         target = series[2]
         for idx, n in buckets.items():
             target[idx] = target.get(idx, 0) + n
-
+    return out
 
 
 class Shipper:
-    """Move the recorder's deltas into per-tier bucket accumulators and write them each tick."""
+    """Each tick, append the recorder's delta to the current finest bucket of each kind."""
 
     def __init__(self, monitor, recorder):
         self.monitor = monitor
         self.recorder = recorder
-        # (kind, tier) → {bucket start: {series: [count, ns, buckets]}}
-        self.open = {("s", t): {} for t in SUMMARY_TIERS} | {("d", t): {} for t in DETAIL_TIERS}
-        self.dirty = set()
+        self.pending = {kind: {} for kind in layout.TIERS}  # kind → {(tier, start): delta not yet sent}
         self.totals = {}
+        self.expiring = {}  # list name → bucket end, for the lists whose EXPIREAT was sent
+        self.pruned = 0.0
+        self.grace = 2 * monitor.flusher.interval + 1
+        self.compactor = Compactor(monitor.store, self.grace)
+        monitor.flusher.add_task(self.compactor)
         self.rss = deque(maxlen=RSS_POINTS)
+
+    def _hold(self, kind, now, delta):
+        """Add ``delta`` to the kind's current finest bucket. A bucket past the last
+        MAX_PENDING closed ones of its tier, or one whose key would expire before it can be
+        rolled up (held through a long outage), goes into the next tier's bucket instead."""
+        buckets = self.pending[kind]
+        tier = layout.FINEST[kind]
+        current = (tier, int(now // tier) * tier)
+        if delta:
+            held = buckets.get(current)
+            buckets[current] = delta if held is None else combine(held, delta)
+        deadline = time.time() + self.grace + layout.ROLL_UP_S  # TTLs run on the real clock
+        while tier is not None:
+            closed = sorted(key for key in buckets if key[0] == tier and key != current)
+            late = {key for key in buckets if key[0] == tier and layout.expires(kind, *key) <= deadline}
+            above = layout.coarser(kind, tier)
+            for key in set(closed[:max(len(closed) - MAX_PENDING, 0)]) | late:
+                acc = buckets.pop(key)
+                if above is not None:
+                    target = (above, key[1] // above * above)
+                    held = buckets.get(target)
+                    buckets[target] = acc if held is None else combine(held, acc)
+            tier = above
 
     def __call__(self, pipe, now):
         store = self.monitor.store
+        process = self.monitor.process
         delta = self.recorder.take()
-        for (kind, tier), buckets in self.open.items():
-            start = int(now // tier) * tier
-            for old in [b for b in buckets if b != start and (kind, tier, b) not in self.dirty]:
-                del buckets[old]
-            while len(buckets) > MAX_PENDING:
-                oldest = min(buckets)
-                del buckets[oldest]
-                self.dirty.discard((kind, tier, oldest))
-            if delta:
-                _merge(buckets.setdefault(start, {}), delta)
-                self.dirty.add((kind, tier, start))
-        for key, (count, _, _) in delta.items():
-            self.totals[key] = self.totals.get(key, 0) + count
-        worker = f"{self.monitor.process.host}|{self.monitor.process.pid}"
-        sent = set(self.dirty)
-        for kind, tier, start in sent:
-            acc = self.open[(kind, tier)][start]
-            name = store.key("m", kind, tier, start)
-            pipe.hset(name, worker, encode_summary(acc) if kind == "s" else encode_detail(acc))
-            ttl = (SUMMARY_TIERS if kind == "s" else DETAIL_TIERS)[tier]
-            pipe.expire(name, int(ttl + tier))
-        self.dirty.clear()
+        for kind in self.pending:
+            self._hold(kind, now, delta)
+        if delta:
+            self.totals = combine(self.totals, delta) if self.totals else delta
+        pending, self.pending = self.pending, {kind: {} for kind in layout.TIERS}
         totals, self.totals = self.totals, {}
+        encoded = {}  # the kinds mostly share one delta: each record is encoded once
+        queued = []
+        for kind, buckets in pending.items():
+            for (tier, start), acc in buckets.items():
+                blob = encoded.get((kind, id(acc)))
+                if blob is None:
+                    blob = encoded[(kind, id(acc))] = codec.encode(rows(kind, acc, process.host, process.pid))
+                name = layout.name(store, kind, tier, start)
+                pipe.rpush(name, blob)
+                if name not in self.expiring:
+                    pipe.expireat(name, layout.expires(kind, tier, start))
+                    self.expiring[name] = start + tier
+                    queued.append(name)
+                self.compactor.due(name, max(start + tier, now) + self.grace)
         if totals:
-            total_key = store.key("m", "total")
-            for key, count in totals.items():
-                pipe.hincrby(total_key, json.dumps(key), count)
-            pipe.expire(total_key, TOTAL_TTL)
-        self._sample(pipe, now, worker)
+            name = store.key("m", "t")
+            pipe.rpush(name, codec.encode(codec.group(totals, tuple, histogram=False)))
+            pipe.expire(name, TOTAL_TTL)
+        if now >= self.pruned + 60:  # forget the buckets that closed a while ago
+            self.expiring = {name: end for name, end in self.expiring.items() if end > now - 60}
+            self.pruned = now
+        self._sample(pipe, now, f"{process.host}|{process.pid}")
 
         def undo():
-            self.dirty |= sent
-            for key, count in totals.items():
-                self.totals[key] = self.totals.get(key, 0) + count
+            for kind, buckets in pending.items():
+                for key, acc in buckets.items():
+                    held = self.pending[kind].get(key)
+                    self.pending[kind][key] = acc if held is None else combine(acc, held)
+            if totals:
+                self.totals = combine(totals, self.totals) if self.totals else totals
+            for name in queued:
+                self.expiring.pop(name, None)
         return undo
+
+    def landed(self, commands, replies):
+        """Ask for a merge of each list this flush brought to a multiple of ``EVERY`` records."""
+        for command, reply in zip(commands, replies):
+            if command[0] == "RPUSH" and isinstance(reply, int) and reply % EVERY == 0:
+                self.compactor.want(command[1])
 
     def _sample(self, pipe, now, worker):
         store = self.monitor.store
@@ -117,8 +165,9 @@ class Shipper:
             host=process.host, pid=process.pid, ts=now, requests_total=counters.requests,
             in_flight=counters.in_flight, rss_slope_mb_per_min=rss_slope(self.rss),
             path_ns=self.recorder.own_ns, path_n=self.recorder.own_n, flusher_cpu_s=round(flusher.cpu_s, 6),
+            series=len(self.recorder.known),
             flush_ms=round(flusher.last_flush_s * 1000, 3), system=host_sample())
-        name = store.key("m", "w", process.host, process.pid)
+        name = store.key("m", "sample", process.host, process.pid)
         pipe.set(name, json.dumps(sample, separators=(",", ":")), ex=SAMPLE_TTL)
         index = store.key("m", "workers")
         pipe.zadd(index, {worker: now})
@@ -135,4 +184,3 @@ def rss_slope(points):
     ts = ts - ts.mean()
     spread = float((ts * ts).sum())
     return round(float((ts * (ys - ys.mean())).sum()) / spread * 60, 3) if spread else 0.0
-
