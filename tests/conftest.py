@@ -72,19 +72,20 @@ def auth(client):
 
 @pytest.fixture
 def gunicorn(tmp_path, redis_url, prefix):
-    """Start real gunicorn masters: ``gunicorn(workers=3, env={...}, embedded=False)``.
+    """Start real gunicorn masters: ``gunicorn(workers=3, env={...}, embedded=False, app="wsgi:app")``.
 
     By default they share the session Redis under the test's prefix; ``embedded=True``
-    lets the master start its own embedded Redis in its instance folder.
+    lets the master start its own embedded Redis in its instance folder; ``app`` is the
+    module:variable to serve (``examples.sql_app:app``, say).
     """
     servers = []
 
-    def start(workers=3, env=None, embedded=False, wait=True, name=None):
+    def start(workers=3, env=None, embedded=False, wait=True, name=None, app="wsgi:app"):
         instance = tmp_path / (name or f"gunicorn{len(servers)}")
         base = {"MONITOR_KEY_PREFIX": prefix, "MONITOR_FLUSH_INTERVAL": "0.5"}
         if not embedded:
             base["REDIS_URL"] = redis_url
-        server = Gunicorn(instance, {**base, **(env or {})}, workers, free_port())
+        server = Gunicorn(instance, {**base, **(env or {})}, workers, free_port(), app)
         servers.append(server)
         return server.start(wait=wait)
 

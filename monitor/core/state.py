@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from ..capabilities.alerts.evaluator import Evaluator
     from ..capabilities.logs.handler import StreamHandler
     from ..capabilities.metrics.collect import Recorder
+    from ..capabilities.outgoing.collect import CallCollector
     from ..capabilities.profiling.cpu import CpuProfiler
     from ..capabilities.profiling.memory import MemoryProfiler
+    from ..capabilities.queries.collect import SqlCollector
     from ..web.panel import Panel
     from .cache import AppCache
     from .capability import Capability
@@ -64,6 +66,8 @@ class MonitorState:
     memory_profiler: MemoryProfiler | None = None
     log_handler: StreamHandler | None = None
     alerts: Evaluator | None = None
+    sql: SqlCollector | None = None
+    outgoing: CallCollector | None = None
 
     def __init__(self, config, store, cache, capabilities):
         self.config = config

@@ -7,7 +7,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import click
-import requests
 
 #: (weight, path maker): fast, slow, failing, cached and logging routes.
 MIX = (
@@ -33,7 +32,13 @@ def label(path):
 
 
 def run(url, seconds, rate, concurrency=8, seed=None):
-    """Send about ``rate`` requests/s for ``seconds`` s; return counts by route and status."""
+    """Send about ``rate`` requests/s for ``seconds`` s; return counts by route and status.
+
+    Its threads are named ``monitor-traffic_N``: the monitor's own, so its calls are not
+    counted as the app's outgoing calls.
+    """
+    import requests  # here, so that a host without requests can import the monitor
+
     rnd = random.Random(seed)
     lock = threading.Lock()
     schedule = itertools.count()
@@ -62,7 +67,7 @@ def run(url, seconds, rate, concurrency=8, seed=None):
                 stats[(label(path), code)] += 1
                 latencies.append(time.monotonic() - begun)
 
-    with ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="monitor-traffic") as pool:
         for _ in range(concurrency):
             pool.submit(client)
     return stats, latencies, time.monotonic() - started

@@ -14,7 +14,8 @@ from . import ROOT, wait_until
 class Gunicorn:
     """A real gunicorn master with its workers, on a free port, with its own instance folder."""
 
-    def __init__(self, instance, env, workers, port):
+    def __init__(self, instance, env, workers, port, app="wsgi:app"):
+        self.app = app
         self.instance = str(instance)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -28,7 +29,7 @@ class Gunicorn:
     def start(self, wait=True):
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}"],
+            [sys.executable, "-m", "gunicorn", self.app, "--bind", f"127.0.0.1:{self.port}"],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         if wait:
             self.wait_healthy()

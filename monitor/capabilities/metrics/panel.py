@@ -37,9 +37,16 @@ class MetricsPanel(Panel):
         data = query.query(store, window, host=host or None, pid=int(pid) if pid else None)
         sort = _choice(args, "sort", SORTS, "count")
         rows = sorted(data["endpoints"], key=lambda r: r[sort] if sort == "endpoint" else -r[sort])
+        # Other capabilities' per-endpoint totals (SQL, outgoing HTTP), shown per request.
+        columns = [column for found in monitor.capabilities.values()
+                   for column in found.endpoint_columns(store, window, host or None, int(pid) if pid else None)]
+        for row in rows:
+            key, count = (row["endpoint"], row["method"]), row["count"]
+            row["per_request"] = [round(totals.get(key, 0) / count, 2) if count else 0 for _, totals in columns]
         tier = data["resolution_s"]["series"]
         return {
             "data": data, "rows": rows, "sort": sort, "window": window, "windows": WINDOWS,
+            "per_request": [label for label, _ in columns],
             "worker": target, "workers": workers, "hosts": sorted({h for h, _ in workers}),
             "charts": [("Requests / s", chart(data["series"], "requests", tier)),
                        ("p95 latency, ms", chart(data["series"], "p95_ms", tier)),

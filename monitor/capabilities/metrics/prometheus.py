@@ -21,11 +21,13 @@ register_handlers(bp)
 
 
 class FleetCollector:
-    """Yield the fleet's metric families from one ``query.query`` and the lifetime totals."""
+    """Yield the fleet's metric families from one ``query.query`` and the lifetime totals, then
+    those the other capabilities add (``Capability.prometheus``)."""
 
-    def __init__(self, store, window_s):
+    def __init__(self, store, window_s, capabilities=()):
         self.store = store
         self.window_s = window_s
+        self.capabilities = capabilities
 
     def collect(self):
         data = query.query(self.store, self.window_s)
@@ -75,6 +77,8 @@ class FleetCollector:
         yield worker_requests
         yield rss
         yield cpu
+        for found in self.capabilities:
+            yield from found.prometheus(self.store, self.window_s)
 
 
 @bp.get("/metrics")
@@ -83,5 +87,6 @@ def exposition():
     """The Prometheus text format of the merged metrics (``?window=`` s, default 60)."""
     window = int_arg("window", 60, 10, 86400)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(state().store, window))
+    monitor = state()
+    registry.register(FleetCollector(monitor.store, window, monitor.capabilities.values()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
