@@ -6,7 +6,7 @@ from bs4 import BeautifulSoup
 
 from monitor.core.state import state
 
-NAMES = ["metrics", "profiling", "cache", "cluster", "logs"]
+NAMES = ["metrics", "profiling", "cache", "cluster", "logs", "queries", "outgoing"]
 
 
 def test_the_panels_follow_the_capability_list(app):

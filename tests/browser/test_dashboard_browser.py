@@ -33,7 +33,7 @@ def test_panels_poll_and_pause_while_hidden(page, gunicorn, make_user):
     polls = []
     page.on("request", lambda request: "/admin/panels/" in request.url and polls.append(time.monotonic()))
     login(page, server, make_user("viewer"))
-    for name in ("metrics", "profiling", "cache", "cluster", "logs"):
+    for name in ("metrics", "profiling", "cache", "cluster", "logs", "queries", "outgoing"):
         assert page.locator(f"#panel-{name}").is_visible()
     page.wait_for_timeout(6000)  # longer than one polling interval
     assert len(polls) >= 5, "every panel polls"
