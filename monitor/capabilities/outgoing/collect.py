@@ -114,6 +114,28 @@ def _httpx_target(transport, request):
     return url.scheme, url.host, url.port, request.method, url.path
 
 
+class _Timing:
+    """Time one outermost call and record it on exit: ``status`` as set, None when it raised."""
+
+    __slots__ = ("target", "args", "kwargs", "collector", "endpoint", "token", "started", "status")
+
+    def __init__(self, target, args, kwargs):
+        self.target, self.args, self.kwargs, self.status = target, args, kwargs, None
+
+    def __enter__(self):
+        self.collector, self.endpoint = _collector()
+        if self.collector is not None:
+            self.token = _inside.set(True)
+            self.started = perf_counter_ns()
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.collector is not None:
+            ns = perf_counter_ns() - self.started
+            _inside.reset(self.token)
+            self.collector.record(self.endpoint, *self.target(*self.args, **self.kwargs), ns, self.status)
+
+
 def _timed(call, target, status_of):
     """Wrap method ``call`` so that each outermost call is timed and recorded.
 
@@ -122,20 +144,10 @@ def _timed(call, target, status_of):
     """
     @functools.wraps(call)
     def timed(owner, *args, **kwargs):
-        collector, endpoint = _collector()
-        if collector is None:
-            return call(owner, *args, **kwargs)
-        token = _inside.set(True)
-        status = None
-        started = perf_counter_ns()
-        try:
+        with _Timing(target, (owner, *args), kwargs) as timing:
             response = call(owner, *args, **kwargs)
-            status = status_of(response)
+            timing.status = status_of(response)
             return response
-        finally:
-            ns = perf_counter_ns() - started
-            _inside.reset(token)
-            collector.record(endpoint, *target(owner, *args, **kwargs), ns, status)
     return timed
 
 
@@ -143,20 +155,10 @@ def _timed_async(call, target, status_of):
     """``_timed`` for a coroutine method (httpx's async transport)."""
     @functools.wraps(call)
     async def timed(owner, *args, **kwargs):
-        collector, endpoint = _collector()
-        if collector is None:
-            return await call(owner, *args, **kwargs)
-        token = _inside.set(True)
-        status = None
-        started = perf_counter_ns()
-        try:
+        with _Timing(target, (owner, *args), kwargs) as timing:
             response = await call(owner, *args, **kwargs)
-            status = status_of(response)
+            timing.status = status_of(response)
             return response
-        finally:
-            ns = perf_counter_ns() - started
-            _inside.reset(token)
-            collector.record(endpoint, *target(owner, *args, **kwargs), ns, status)
     return timed
 
 
