@@ -33,7 +33,7 @@ class Capability:
         return {}, {}
 
     def prometheus(self, store, window_s):
-        """Yield metric families of its own (prometheus_client's) for ``GET /metrics``."""
+        """Return metric families of its own (prometheus_client's) for ``GET /metrics``."""
         return ()
 
     def endpoint_columns(self, store, window_s, host=None, pid=None):
