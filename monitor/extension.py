@@ -80,6 +80,15 @@ class Monitor:
         hooks.init_app(app, monitor)
         return monitor
 
+    def instrument_sqlalchemy(self, engine_or_db):
+        """Time every statement of a SQLAlchemy engine, or of every engine of a Flask-SQLAlchemy db.
+
+        Needs the queries capability; see docs/queries.md. Returns the engines instrumented.
+        """
+        from .capabilities.queries.collect import instrument
+
+        return instrument(engine_or_db)
+
 
 def _keep_embedded_redis(instance):
     """Return a flusher task that starts the embedded Redis again when its owner has gone.

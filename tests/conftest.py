@@ -75,10 +75,11 @@ def auth(client):
 
 @pytest.fixture
 def gunicorn(tmp_path, redis_url, prefix):
-    """Start real gunicorn masters: ``gunicorn(workers=3, env={...}, embedded=False)``.
+    """Start real gunicorn masters: ``gunicorn(workers=3, env={...}, embedded=False, app="wsgi:app")``.
 
     By default they share the session Redis under the test's prefix; ``embedded=True``
-    lets the master start its own embedded Redis in its instance folder.
+    lets the master start its own embedded Redis in its instance folder; ``app`` is the
+    module:variable to serve (``examples.sql_app:app``, say).
     """
     servers = []
 

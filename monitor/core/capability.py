@@ -32,6 +32,15 @@ class Capability:
         """Return its OpenAPI ``(paths, schemas)`` for an app with this ``config``."""
         return {}, {}
 
+    def prometheus(self, store, window_s):
+        """Return metric families of its own (prometheus_client's) for ``GET /metrics``."""
+        return ()
+
+    def endpoint_columns(self, store, window_s, host=None, pid=None):
+        """Return columns for the metrics endpoint table: ``[(label, {(rule, method): total})]``,
+        each shown as total ÷ the endpoint's requests over the same window and workers."""
+        return ()
+
     def master_started(self, server, settings, store):
         """Start its part in a gunicorn master; return an object with ``stop()`` (and maybe
         ``child_exit(worker)``), or None."""

@@ -142,7 +142,7 @@ def _hostname():
 
 #: The capabilities an app runs unless MONITOR_CAPABILITIES says otherwise, in panel order.
 DEFAULT_CAPABILITIES = tuple(f"monitor.capabilities.{name}" for name in (
-    "metrics", "profiling", "cache", "cluster", "logs", "alerts"))
+    "metrics", "profiling", "cache", "cluster", "logs", "alerts", "queries", "outgoing"))
 
 #: The core settings, in the order the docs list them; each capability adds its own.
 SETTINGS = [
@@ -252,7 +252,7 @@ def markdown_table():
             elif isinstance(s.default, bool):
                 default = "`on`" if s.default else "`off`"
             elif s.default == DEFAULT_CAPABILITIES:
-                default = "the six built-in capabilities"
+                default = f"the {len(DEFAULT_CAPABILITIES)} built-in capabilities"
             else:
                 default = "unset" if s.default in ("", None, ()) else f"`{s.default}`"
             rows.append(f"| `{s.env_name}` | {default} | {s.accepts} | {s.doc} |")

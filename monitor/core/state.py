@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from ..capabilities.alerts.evaluator import Evaluator
     from ..capabilities.logs.handler import StreamHandler
     from ..capabilities.metrics.collect import Recorder
+    from ..capabilities.outgoing.collect import CallCollector
     from ..capabilities.profiling.collect import RequestProbe
     from ..capabilities.profiling.memory import MemoryProfiler
     from ..capabilities.profiling.sessions import CpuSessions
+    from ..capabilities.queries.collect import SqlCollector
     from ..extension import Monitor
     from ..web.panel import Panel
     from ..web.urls import Urls
@@ -80,6 +82,8 @@ class MonitorState:
     memory_profiler: MemoryProfiler | None = None
     log_handler: StreamHandler | None = None
     alerts: Evaluator | None = None
+    sql: SqlCollector | None = None
+    outgoing: CallCollector | None = None
 
     def __init__(self, config, store, cache, capabilities):
         self.config = config

@@ -7,7 +7,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import click
-import requests
 
 #: (weight, path maker): fast, slow, failing, cached and logging routes.
 MIX = (
@@ -35,8 +34,12 @@ def label(path):
 def run(url, seconds, rate, concurrency=8, seed=None, progress=None):
     """Send about ``rate`` requests/s for ``seconds`` s; return counts by route and status.
 
-    ``progress(stats, elapsed)``, if given, is called about once a second while it runs.
+    ``progress(stats, elapsed)``, if given, is called about once a second while it runs. Its
+    threads are named ``monitor-traffic_N``: the monitor's own, so its calls are not counted as
+    the app's outgoing calls.
     """
+    import requests  # here, so that a host without requests can import the monitor
+
     rnd = random.Random(seed)
     lock = threading.Lock()
     schedule = itertools.count()
@@ -65,7 +68,7 @@ def run(url, seconds, rate, concurrency=8, seed=None, progress=None):
                 stats[(label(path), code)] += 1
                 latencies.append(time.monotonic() - begun)
 
-    with ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="monitor-traffic") as pool:
         running = [pool.submit(client) for _ in range(concurrency)]
         while wait(running, timeout=1.0).not_done:
             if progress is not None:

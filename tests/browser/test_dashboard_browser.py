@@ -57,7 +57,7 @@ def test_panels_poll_and_pause_while_hidden(page, gunicorn, make_user):
     polls = []
     page.on("request", lambda request: "/admin/panels/" in request.url and polls.append(time.monotonic()))
     login(page, server, make_user("viewer"))
-    for name in ("metrics", "profiling", "cache", "cluster", "logs"):
+    for name in ("metrics", "profiling", "cache", "cluster", "logs", "queries", "outgoing"):
         assert page.locator(f"#panel-{name}").is_visible()
     page.wait_for_timeout(6500)  # longer than one polling interval of each
     assert len(polls) >= 4, "the metrics, cluster, alerts and log tail poll"

@@ -43,9 +43,16 @@ class MetricsPanel(Panel):
                            lag_s=layout.lag(monitor.config["MONITOR_FLUSH_INTERVAL"]))
         sort = _choice(args, "sort", SORTS, "count")
         rows = sorted(data["endpoints"], key=lambda r: r[sort] if sort == "endpoint" else -r[sort])
+        # Other capabilities' per-endpoint totals (SQL, outgoing HTTP), shown per request.
+        columns = [column for found in monitor.capabilities.values()
+                   for column in found.endpoint_columns(store, window, host or None, int(pid) if pid else None)]
+        for row in rows:
+            key, count = (row["endpoint"], row["method"]), row["count"]
+            row["per_request"] = [round(totals.get(key, 0) / count, 2) if count else 0 for _, totals in columns]
         chart = series(data["series"], data["resolution_s"]["series"])
         return {
             "data": data, "rows": rows, "sort": sort, "window": window, "windows": WINDOWS,
+            "per_request": [label for label, _ in columns],
             "worker": target, "workers": workers, "hosts": sorted({h for h, _ in workers}),
             "series": chart, "peaks": {name: max((v for v in values if v is not None), default=0)
                                        for name, values in chart.items() if name != "t"},

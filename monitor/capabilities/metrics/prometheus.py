@@ -21,12 +21,14 @@ register_handlers(bp)
 
 
 class FleetCollector:
-    """Yield the fleet's metric families from one ``query.query`` and the lifetime totals."""
+    """Yield the fleet's metric families from one ``query.query`` and the lifetime totals, then
+    those the other capabilities add (``Capability.prometheus``)."""
 
-    def __init__(self, store, window_s, lag_s):
+    def __init__(self, store, window_s, lag_s, capabilities=()):
         self.store = store
         self.window_s = window_s
         self.lag_s = lag_s
+        self.capabilities = capabilities
 
     def collect(self):
         data = query.query(self.store, self.window_s, lag_s=self.lag_s)
@@ -76,6 +78,8 @@ class FleetCollector:
         yield worker_requests
         yield rss
         yield cpu
+        for found in self.capabilities:
+            yield from found.prometheus(self.store, self.window_s)
 
 
 @bp.get("/metrics")
@@ -85,5 +89,6 @@ def exposition():
     window = int_arg("window", 60, 10, query.MAX_WINDOW_S)
     registry = CollectorRegistry(auto_describe=False)
     monitor = state()
-    registry.register(FleetCollector(monitor.store, window, layout.lag(monitor.config["MONITOR_FLUSH_INTERVAL"])))
+    registry.register(FleetCollector(monitor.store, window, layout.lag(monitor.config["MONITOR_FLUSH_INTERVAL"]),
+                                     monitor.capabilities.values()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
