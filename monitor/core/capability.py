@@ -32,6 +32,10 @@ class Capability:
         """Return its OpenAPI ``(paths, schemas)`` for an app with this ``config``."""
         return {}, {}
 
+    def links(self, user):
+        """Return its own dashboard pages that ``user`` may open, as ``{"title", "url"}`` (the nav lists them)."""
+        return []
+
     def master_started(self, server, settings, store):
         """Start its part in a gunicorn master; return an object with ``stop()`` (and maybe
         ``child_exit(worker)``), or None."""
