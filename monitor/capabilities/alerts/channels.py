@@ -37,7 +37,9 @@ def validate(body, config, form=False):
     """
     fields.check_fields(body, FIELDS)
     given = body.get("id")
-    channel_id = fields.an_id(given, "id") if given not in (None, "") else f"c_{secrets.token_hex(4)}"
+    if form and given == "":
+        given = None
+    channel_id = fields.an_id(given, "id") if given is not None else f"c_{secrets.token_hex(4)}"
     if channel_id == SETTINGS_CHANNEL:
         raise Refused(f"{SETTINGS_CHANNEL} is MONITOR_ALERT_WEBHOOK_URL's channel")
     channel = {"id": channel_id, "name": fields.text(body, "name", 100, required=True, form=form),

@@ -183,7 +183,8 @@ class Evaluator:
 
         ctx = Context(self.monitor, now)
         changed, history, outbox = {}, [], []
-        for rule in rules.values():
+        # Longest windows first: a source read for a long window can serve the shorter ones (log lines).
+        for rule in sorted(rules.values(), key=lambda r: -r.window_s):
             if not rule.enabled or rule.metric == "redis_unreachable":
                 continue
             alert = states.get(rule.id)
@@ -209,7 +210,7 @@ class Evaluator:
         gone = [rule_id for rule_id in states if rule_id not in rules or not rules[rule_id].enabled]
         ended = [s["id"] for s in silences.values() if s["ends_at"] + silences_.GRACE_S < now]
         self.cost = {"at": round(now, 3), "ms": round((time.perf_counter() - started) * 1000, 2),
-                     "rules": len(rules), "sources": len(ctx._memo), "host": self.monitor.process.host}
+                     "rules": len(rules), "sources": ctx.reads, "host": self.monitor.process.host}
         pipe = store.redis.pipeline(transaction=False)
         if changed:
             pipe.hset(state_key, mapping={rule_id: json.dumps(alert) for rule_id, alert in changed.items()})

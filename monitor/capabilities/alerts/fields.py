@@ -39,8 +39,8 @@ def text(body, name, max_length, default=None, required=False, form=False):
     if not isinstance(value, str):
         raise Refused(f"{name} must be a string")
     value = value.strip()
-    if not value:
-        if required:
+    if not value:  # an empty form field is left out; an empty JSON string is a mistake
+        if required or not form:
             raise Refused(f"{name} must not be empty")
         return default
     if len(value) > max_length:

@@ -4,7 +4,7 @@ A metric reads one number for a rule at a moment, through the capability that ow
 data, found by name (``ctx.capability("metrics")``: ``monitor.capabilities.get``); it never
 imports another capability's modules. A missing capability is "no data" (:class:`NoData`),
 which keeps the rule's state. Sources are read once per evaluation round and shared by the
-rules that need them (``ctx.memo``), so 200 rules over four windows cost four metric queries.
+rules that need them (``ctx.read``), so 200 rules over four windows cost four metric queries.
 
 Adding a metric, e.g. from a new capability, is one registration here::
 
@@ -95,6 +95,8 @@ class Context:
     def __init__(self, monitor, now):
         self.monitor, self.store, self.config, self.now = monitor, monitor.store, monitor.config, now
         self._memo = {}
+        #: Sources read from the store this round (what a round's cost grows with).
+        self.reads = 0
 
     def capability(self, name):
         """Return the running capability ``name``, or raise NoData."""
@@ -109,6 +111,12 @@ class Context:
             self._memo[key] = compute()
         return self._memo[key]
 
+    def read(self, key, compute):
+        """Return ``compute()``, a read of the store, made once per round for ``key`` (and counted)."""
+        if key not in self._memo:
+            self.reads += 1
+        return self.memo(key, compute)
+
 
 # ---------------------------------------------------------------- request metrics (the metrics capability)
 
@@ -122,7 +130,7 @@ def _endpoint(scope_value):
 def _requests(ctx, rule):
     """Return the rule's scope over its window: {total, errors, rate, p50, p95, p99} (shared per round)."""
     host = rule.scope_value if rule.scope_kind == "host" else None
-    body = ctx.memo(("metrics", rule.window_s, host), lambda: ctx.capability("metrics").window(
+    body = ctx.read(("metrics", rule.window_s, host), lambda: ctx.capability("metrics").window(
         ctx.monitor, rule.window_s, host=host, now=ctx.now))
     if rule.scope_kind != "endpoint":
         requests, latency = body["requests"], body["latency_ms"]
@@ -178,7 +186,7 @@ for _p in ("p50", "p95", "p99"):
 
 
 def _workers(ctx):
-    return ctx.memo("workers", lambda: ctx.capability("cluster").workers(ctx.monitor, ctx.now))
+    return ctx.read("workers", lambda: ctx.capability("cluster").workers(ctx.monitor, ctx.now))
 
 
 def _alive(ctx, rule):
@@ -223,7 +231,7 @@ def _growth(ctx):
 @metric("rss_growth", "RSS growth (leak)", "MB/h", "cluster", ("fleet", "host"), past=False)
 def rss_growth(ctx, rule):
     """The fastest RSS growth of a worker, measured over 15 to 60 minutes."""
-    rates = {w: rate for w, rate in ctx.memo("growth", lambda: _growth(ctx)).items()
+    rates = {w: rate for w, rate in ctx.read("growth", lambda: _growth(ctx)).items()
              if rule.scope_kind != "host" or w[0] == rule.scope_value}
     if not rates:
         return Reading(0.0, where="no worker measured long enough")
@@ -244,7 +252,7 @@ def stale_heartbeats(ctx, rule):
         found = [(w["host"], f"worker {w['host']}:{w['pid']}") for w in workers if w["status"] == "stale"]
         hosts = ctx.capability("cluster").hosts(ctx.monitor, ctx.now, workers)
         return found + [(h["host"], f"host {h['host']}") for h in hosts if h.get("status") == "stale"]
-    found = [name for host, name in ctx.memo("stale", stale)
+    found = [name for host, name in ctx.read("stale", stale)
              if rule.scope_kind != "host" or host == rule.scope_value]
     return Reading(len(found), where=", ".join(found) or "every heartbeat on time")
 
@@ -254,7 +262,7 @@ def stale_heartbeats(ctx, rule):
 
 @metric("cache_hit_rate", "cache hit rate", "ratio", "cache")
 def cache_hit_rate(ctx, rule):
-    hits, misses = ctx.memo(("cache", rule.window_s), lambda: ctx.capability("cache").hit_counts(
+    hits, misses = ctx.read(("cache", rule.window_s), lambda: ctx.capability("cache").hit_counts(
         ctx.monitor, rule.window_s, ctx.now))
     reads = hits + misses
     return Reading(round(hits / reads, 4) if reads else None, where=f"{reads:,} reads" if reads else "no reads")
@@ -273,14 +281,27 @@ def _text(value, form):
     return value.strip()
 
 
+def _log_lines(ctx, logs, window):
+    """Return the stream's lines over ``window``: one read a round, of the longest window asked for
+    first (the evaluator judges long windows first), the shorter ones cut from it."""
+    held = ctx.memo("log reads", dict)
+    longer = [w for w in held if w >= window]
+    if not longer:
+        held[window] = ctx.read(("logs", window), lambda: logs.lines(ctx.monitor, ctx.now - window, ctx.now))
+        return held[window]
+    found, since = held[min(longer)], ctx.now - window
+    return {"lines": [fields for fields in found["lines"] if float(fields["ts"]) >= since],
+            "since": max(found["since"], since)}
+
+
 @metric("log_lines", "log lines per minute", "/min", "logs", ("fleet", "host"), params={"level": _level, "text": _text})
 def log_lines(ctx, rule):
     """Log lines at a level (and up) containing a text, per minute over the window."""
     logs = ctx.capability("logs")
-    found = ctx.memo(("logs", rule.window_s), lambda: logs.lines(ctx.monitor, ctx.now - rule.window_s, ctx.now))
     level, text = rule.params.get("level", "ERROR"), rule.params.get("text", "")
     host = rule.scope_value if rule.scope_kind == "host" else None
-    n = logs.count(found["lines"], level, text, host)
+    found = ctx.memo(("log lines", rule.window_s), lambda: _log_lines(ctx, logs, rule.window_s))
+    n = ctx.memo(("log count", rule.window_s, level, text, host), lambda: logs.count(found["lines"], level, text, host))
     minutes = max(ctx.now - found["since"], 1.0) / 60
     return Reading(round(n / minutes, 2), where=f"{n:,} {level}+ lines" + (f" with {text!r}" if text else ""))
 

@@ -36,7 +36,8 @@ def _page_context():
 
 
 def _listing(monitor):
-    return {**query.rule_listing(monitor.store, monitor.config), "rules_poll": RULES_POLL,
+    names = {cid: channel["name"] for cid, channel in channels.load(monitor.store, monitor.config).items()}
+    return {**query.rule_listing(monitor.store, monitor.config), "channel_names": names, "rules_poll": RULES_POLL,
             "can_edit": current_user.can("admin"), "interval": monitor.config["MONITOR_ALERT_INTERVAL"]}
 
 
@@ -77,12 +78,17 @@ def channels_part():
 # ---------------------------------------------------------------- rules
 
 
+def _plain(value):
+    """A whole float as an int (``100`` in a form field, not ``100.0``)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _form_values(rule):
     """Return a rule object as the rule form's field values."""
-    values = {name: rule[name] for name in PLAIN}
+    values = {name: _plain(rule[name]) for name in PLAIN}
     values["labels"] = ", ".join(f"{key}={value}" for key, value in rule["labels"].items())
     values.update({f"param_{name}": value for name, value in rule["params"].items()})
-    values.update(resolve_threshold=rule["resolve"]["threshold"], resolve_for_s=rule["resolve"]["for_s"],
+    values.update(resolve_threshold=_plain(rule["resolve"]["threshold"]), resolve_for_s=_plain(rule["resolve"]["for_s"]),
                   enabled=rule["enabled"], **{f"channel_{cid}": True for cid in rule["channels"]})
     return values
 
@@ -113,7 +119,8 @@ def new_rule():
     """An empty rule form, with the defaults filled in."""
     config = state().config
     return _rule_form({"metric": "latency_p95", "scope": "fleet", "op": ">", "window_s": config["MONITOR_ALERT_WINDOW"],
-                       "for_s": config["MONITOR_ALERT_PENDING_S"], "resolve_for_s": config["MONITOR_ALERT_RESOLVE_S"],
+                       "for_s": _plain(config["MONITOR_ALERT_PENDING_S"]),
+                       "resolve_for_s": _plain(config["MONITOR_ALERT_RESOLVE_S"]),
                        "severity": "warning", "reminder_s": 0, "enabled": True})
 
 

@@ -9,14 +9,14 @@ condition included) over a series of the metric's values:
   store keeps; a window longer than a bucket sums its buckets (its p95 is their
   request-weighted mean, an approximation);
 - other metrics kept over time (p50, p99, endpoint scopes, cache hit rate, log lines): the
-  metric read as the evaluator reads it, at 48 moments 30 minutes apart (a sample: a short
-  window at a moment older than the finest tier's retention finds nothing, counted in
-  ``with_data``);
+  metric read as the evaluator reads it, at 48 moments 30 minutes apart, the last one now (a
+  sample: a short window at a moment older than the finest tier's retention finds nothing,
+  counted in ``with_data``);
 - metrics the store does not keep (worker RSS and growth, workers alive, heartbeats, Redis):
   no replay, only the current value.
 
-Each point stands for the span up to the next one, so a breach lasting one point fires when
-the point is as long as ``for_s``.
+Each point stands for its span (a bucket; a sample until the next one), so a breach lasting
+one point fires when the point is as long as ``for_s``.
 """
 import time
 
@@ -112,10 +112,11 @@ def _series(monitor, rule, now):
 
 
 def _sampled(monitor, rule, now):
-    """Return the metric read at STEPS moments over the last 24 h, each standing for the span before it."""
+    """Return the metric read at STEPS moments over the last 24 h (the last one now), each standing
+    for the span up to the next."""
     step = SPAN_S / STEPS
     points = []
     for i in range(1, STEPS + 1):
         moment = now - SPAN_S + i * step
-        points.append((moment - step, moment, METRICS[rule.metric].read(Context(monitor, moment), rule)))
-    return points, [{"seconds": step, "since": now - SPAN_S}]
+        points.append((moment, min(moment + step, now), METRICS[rule.metric].read(Context(monitor, moment), rule)))
+    return points, [{"seconds": step, "since": now - SPAN_S + step}]

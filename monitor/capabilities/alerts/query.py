@@ -29,7 +29,7 @@ def rule_listing(store, config, states=None):
         states = {rule_id: json.loads(raw) for rule_id, raw in store.redis.hgetall(store.key("alerts", "state")).items()}
     evaluation = store.redis.get(store.key("alerts", "evaluation"))
     found = sorted(rules_.load(store, config).values(), key=lambda r: (r["name"].lower(), r["id"]))
-    return {"rules": [{**rule, "summary": rules_.summary(rule),
+    return {"rules": [{**rule, "summary": rules_.summary(rule), "clears_at": rules_.Rule(rule).resolve_threshold,
                        "state": states.get(rule["id"], {}).get("state", "inactive")} for rule in found],
             "evaluation": json.loads(evaluation) if evaluation else None}
 

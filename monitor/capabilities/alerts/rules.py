@@ -8,8 +8,9 @@ A rule object (what GET answers and PUT takes back)::
 
 ``scope`` is ``fleet``, ``host:<name>`` or ``endpoint:<rule>`` (``endpoint:GET <rule>`` for
 one method). ``resolve`` is the hysteresis: a firing rule is judged against the resolve
-threshold (by default 80% of the threshold for ``>``, the threshold itself for ``<``), and
-resolves only after staying clear of it for ``resolve.for_s``.
+threshold, and resolves only after staying clear of it for ``resolve.for_s``. A resolve
+threshold left null follows the threshold (80% of it for ``>``, the threshold itself for
+``<``: ``clears_at``), so a PUT that changes the threshold moves it too.
 
 Rules live in one Redis hash (``alerts:rules``, no TTL: they persist). The first read of a
 fleet that has never had rules creates the default set from the ``MONITOR_ALERT_*`` settings
@@ -64,8 +65,7 @@ def defaults(config):
         return {"id": rule_id, "name": name, "metric": metric, "params": {}, "scope": "fleet", "op": ">",
                 "threshold": float(threshold), "window_s": config["MONITOR_ALERT_WINDOW"],
                 "for_s": float(config["MONITOR_ALERT_PENDING_S"]),
-                "resolve": {"threshold": clears_at(">", float(threshold)),
-                            "for_s": float(config["MONITOR_ALERT_RESOLVE_S"])},
+                "resolve": {"threshold": None, "for_s": float(config["MONITOR_ALERT_RESOLVE_S"])},
                 "severity": severity, "labels": {}, "channels": [SETTINGS_CHANNEL], "reminder_s": 0,
                 "min_requests": min_requests, "enabled": True}
     least = config["MONITOR_ALERT_MIN_REQUESTS"]
@@ -95,6 +95,8 @@ def validate(body, config, channel_ids, rule_id=None, form=False):
     if rule_id is not None and given is not None and given != rule_id:
         raise Refused("id must be the id in the URL, or left out")
     rule_id = rule_id or (fields.an_id(given, "id") if given is not None else f"r_{secrets.token_hex(4)}")
+    if rule_id == "preview":
+        raise Refused("preview is not a rule id (POST alerts/rules/preview previews a rule)")
     name = fields.text(body, "name", 100, required=True, form=form)
     found = METRICS[fields.choice(body, "metric", tuple(METRICS), required=True, form=form)]
     if found.name == "redis_unreachable" and rule_id != "redis":
@@ -160,8 +162,7 @@ def _resolve(body, op, threshold, found, config, form):
         raise Refused("resolve must be an object: {\"threshold\": number, \"for_s\": seconds}")
     fields.check_fields(value, ("threshold", "for_s"))
     limit = fields.number(value, "threshold", 0, found.most, default=None, form=form)
-    limit = clears_at(op, threshold) if limit is None else limit
-    if (op in (">", ">=") and limit > threshold) or (op in ("<", "<=") and limit < threshold):
+    if limit is not None and ((op in (">", ">=") and limit > threshold) or (op in ("<", "<=") and limit < threshold)):
         side = "at most" if op in (">", ">=") else "at least"
         raise Refused(f"resolve.threshold must be {side} the threshold: a firing rule clears on the safe side of it")
     return {"threshold": limit, "for_s": fields.number(value, "for_s", 0, MAX_FOR_S, form=form,
@@ -200,7 +201,9 @@ class Rule:
         kind, _, value = data["scope"].partition(":")
         self.scope_kind, self.scope_value = kind, value
         self.compare = OPS[data["op"]]
-        self.resolve_threshold, self.resolve_for_s = data["resolve"]["threshold"], data["resolve"]["for_s"]
+        limit = data["resolve"]["threshold"]
+        self.resolve_threshold = clears_at(self.op, self.threshold) if limit is None else limit
+        self.resolve_for_s = data["resolve"]["for_s"]
 
     def judge(self, reading, holding):
         """Return (breached, value, detail) of a reading; ``holding`` (firing): against the resolve threshold."""

@@ -27,27 +27,45 @@ RULE_PROPERTIES = {
     "window_s": {"type": "integer", "minimum": 10, "maximum": MAX_WINDOW_S}, "for_s": SECONDS,
     "resolve": {"type": "object", "additionalProperties": False,
                 "properties": {"threshold": null(THRESHOLD), "for_s": SECONDS},
-                "description": "hysteresis: a firing rule resolves once clear of `threshold` for `for_s`"},
+                "description": "hysteresis: a firing rule resolves once clear of `threshold` for `for_s`; a null "
+                               "threshold follows the rule's (80% of it for > and >=, itself for < and <=)"},
     "severity": {"type": "string", "enum": list(SEVERITIES)}, "labels": LABELS,
     "channels": {"type": "array", "maxItems": 10, "uniqueItems": True, "items": ID},
     "reminder_s": {"type": "integer", "minimum": 0, "maximum": MAX_REMINDER_S,
                    "description": "0: no reminder; else at least 60"},
     "min_requests": {"type": "integer", "minimum": 0, "maximum": 10_000_000}, "enabled": BOOL,
 }
-RULE_BODY = {**obj(("name", "metric", "op", "threshold"), **RULE_PROPERTIES), "additionalProperties": False}
-SILENCE_BODY = {**obj(("comment",), rule=ID, labels=LABELS, scope=SCOPE,
-                      starts_at={"type": ["number", "string"], "description": "epoch seconds or ISO-8601"},
-                      duration_s={"type": "integer", "minimum": 1, "maximum": 90 * 86400},
-                      until={"type": ["number", "string"], "description": "epoch seconds or ISO-8601"},
-                      comment={"type": "string", "minLength": 1, "maxLength": 500}),
-                "additionalProperties": False}
-CHANNEL_BODY = {**obj(("name", "kind"), id=ID, name={"type": "string", "minLength": 1, "maxLength": 100},
-                      kind={"type": "string", "enum": list(KINDS)},
-                      url={"type": "string", "maxLength": 2000,
-                           "description": "webhook, slack, teams: the URL (a secret: never answered)"},
-                      to={"type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "string", "maxLength": 400},
-                          "description": "email: the recipients"}),
-                "additionalProperties": False}
+
+
+def optional(schema):
+    """``schema`` or null: a body field sent as null counts as left out (its default)."""
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    found = {**schema, "type": [*types, "null"] if "null" not in types else types}
+    if "enum" in schema:
+        found["enum"] = [*schema["enum"], None]
+    if schema["type"] == "object" and "properties" in schema:
+        found["properties"] = {name: optional(item) for name, item in schema["properties"].items()}
+    return found
+
+
+def body(required, **properties):
+    """A request body: ``required`` fields as they are, every other one optional, nothing else."""
+    return {**obj(required, **{name: item if name in required else optional(item)
+                               for name, item in properties.items()}), "additionalProperties": False}
+
+
+RULE_BODY = body(("name", "metric", "op", "threshold"), **RULE_PROPERTIES)
+SILENCE_BODY = body(("comment",), rule=ID, labels=LABELS, scope=SCOPE,
+                    starts_at={"type": ["number", "string"], "description": "epoch seconds or ISO-8601"},
+                    duration_s={"type": "integer", "minimum": 1, "maximum": 90 * 86400},
+                    until={"type": ["number", "string"], "description": "epoch seconds or ISO-8601"},
+                    comment={"type": "string", "minLength": 1, "maxLength": 500})
+CHANNEL_BODY = body(("name", "kind"), id=ID, name={"type": "string", "minLength": 1, "maxLength": 100},
+                    kind={"type": "string", "enum": list(KINDS)},
+                    url={"type": "string", "maxLength": 2000,
+                         "description": "webhook, slack, teams: the URL (a secret: never answered)"},
+                    to={"type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "string", "maxLength": 400},
+                        "description": "email: the recipients"})
 DELIVERY = null({"type": "object", "required": ["at", "ok", "event", "attempts", "detail"],
                  "properties": {"at": NUM, "ok": BOOL, "event": STR, "attempts": INT, "detail": STR}})
 
@@ -70,7 +88,8 @@ CHANNEL_ID = path("channel_id", {"type": "string"}, "the channel's id, such as c
 
 def paths(config):
     """Return the operations of this capability's routes for an app with ``config``."""
-    listed_rule = {**ref("Rule"), "description": "a rule object, with its condition in words and its state"}
+    listed_rule = {**ref("Rule"), "description": "a rule object, with `summary` (its condition in words), "
+                                                 "`clears_at` (its resolve threshold) and `state`"}
     return {
         "/api/admin/alerts": {"get": op(
             "Active alerts, their history, the rules and the silences", "viewer",
