@@ -166,8 +166,9 @@ def test_api_conforms_to_its_description(case, live):
     """Every operation, positive and negative data, as an admin: no 5xx, every answer documented
     (status, content type, headers, body schema), bad input refused with 4xx, valid input accepted.
 
-    Kept in: cache clear, CPU profiling start/stop, heap snapshots, tracemalloc start/stop and
-    alert acks (they act on this test's own server and prefix). Limited: cluster restart, whose
+    Kept in: cache clear, CPU profiling start/stop, heap snapshots, tracemalloc start/stop,
+    alert acks, and alert rules, silences and channels (generated ones, under this test's own
+    prefix; a channel test names a generated id, so it answers 404 or tries a generated URL once). Limited: cluster restart, whose
     bodies without a host get ``host: no-such-host`` (valid ones then answer 404, see
     ``_harmless``), so no worker is restarted mid-run: a rolling restart would drop in-flight
     cases and running profiles, and the real restart paths have their own tests in

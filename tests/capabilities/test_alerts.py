@@ -17,6 +17,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from monitor import create_app
+from monitor.auth.users import Users
 from monitor.capabilities.alerts import rules as rules_module
 from monitor.capabilities.alerts.evaluator import advance
 from monitor.capabilities.alerts.metrics import METRICS, Context, Reading
@@ -329,6 +330,16 @@ def test_a_capability_left_out_is_no_data_and_keeps_the_state(app_config, make_u
     monitor.alerts.evaluate(time.time())
     kept = json.loads(store.redis.hget(store.key("alerts", "state"), created["id"]))
     assert kept["state"] == "firing" and kept["no_data"] == "the cache capability is not running"
+
+
+def test_an_acknowledgement_landing_during_a_round_is_kept(app, store):
+    key, alert = store.key("alerts", "state"), {"id": "r_x-1", "rule": "r_x", "state": "firing", "since": 1.0}
+    store.redis.hset(key, "r_x", json.dumps({**alert, "acked_by": "operator-1", "acked_at": 2.0}))
+    write = state(app).alerts.write_states
+    write(keys=[key], args=[60, "r_x", json.dumps({**alert, "value": 3})])  # the round read it before the ack
+    assert json.loads(store.redis.hget(key, "r_x")) == {**alert, "value": 3, "acked_by": "operator-1", "acked_at": 2}
+    write(keys=[key], args=[60, "r_x", json.dumps({**alert, "id": "r_x-9"})])  # a new alert of the rule
+    assert "acked_by" not in json.loads(store.redis.hget(key, "r_x")) and 0 < store.redis.ttl(key) <= 60
 
 
 # ---------------------------------------------------------------- the preview
@@ -779,7 +790,50 @@ def test_viewers_read_the_rules_page_without_editing(app, client, auth, make_use
     assert client.get("/admin/alerts/part/channels").status_code == 403
     part = client.get("/admin/alerts/part/rules", headers={"HX-Request": "true"})
     assert part.status_code == 200 and BeautifulSoup(part.get_data(as_text=True), "html.parser").select_one(
-        "#alert-rules")["hx-get"] == "/admin/alerts/part/rules"
+        "#alert-rules-table")["hx-get"] == "/admin/alerts/part/rules"
+
+
+def test_the_alert_rules_page_lives_under_the_url_prefix(app_config, make_user):
+    prefixed = create_app({**app_config, "MONITOR_URL_PREFIX": "/_monitor"})
+    state(prefixed).flusher.stop(flush=False)
+    client, admin = prefixed.test_client(), make_user("admin")
+    for path in ("/_monitor/admin/alerts/", "/_monitor/admin/alerts/rules/new", "/_monitor/admin/panels/logs"):
+        html = client.get(path, headers=bearer(admin)).get_data(as_text=True)
+        soup = BeautifulSoup(html, "html.parser")
+        urls = [element.get(name) for name in ("href", "action", "hx-get", "hx-post", "formaction")
+                for element in soup.select(f"[{name}]")]
+        own = [url for url in urls if url.startswith("/") and not url.startswith("/_monitor/")]
+        assert urls and not own, (path, own)
+    assert client.get("/admin/alerts/", headers=bearer(admin)).status_code == 404
+
+
+def test_redis_unreachable_is_judged_in_memory_by_the_last_leader(app_config, system_redis, hook):
+    server = system_redis(persist=True)
+    app = create_app({**app_config, "MONITOR_REDIS_URL": server.url, "MONITOR_ALERT_PENDING_S": 0,
+                      "MONITOR_ALERT_RESOLVE_S": 0, "MONITOR_REDIS_TIMEOUT": 0.2, "MONITOR_REDIS_RETRIES": 0})
+    monitor = state(app)
+    store, evaluator = monitor.store, monitor.alerts
+    users = Users(store)
+    users.create("admin", "admin", "correct-horse-battery")
+    admin, client = {"Authorization": f"Bearer {users.create_token('admin')}"}, app.test_client()
+    web = add_channel(client, admin, name="hook", kind="webhook", url=hook.url)
+    redis_rule = client.get("/api/admin/alerts/rules/redis", headers=admin).json
+    client.put("/api/admin/alerts/rules/redis", headers=admin, json={**redis_rule, "channels": [web["id"]]})
+    monitor.flusher.stop(flush=False)
+    now = time.time()
+    evaluator(now)
+    assert evaluator.leader and evaluator.redis_down is None
+    server.kill()
+    evaluator(now + 10)
+    assert evaluator.redis_down["state"] == "firing" and evaluator.redis_down["detail"].startswith("no answer")
+    wait_until(lambda: hook.events("redis") == ["firing"], message="the firing message, from the channels read last")
+    assert hook.received[0]["text"].startswith("[FIRING] Redis unreachable: no answer")
+    server.start()
+    evaluator(now + 20)
+    assert evaluator.redis_down is None
+    wait_until(lambda: hook.events("redis") == ["firing", "resolved"], message="the resolved message")
+    history = [json.loads(h) for h in store.redis.lrange(store.key("alerts", "history"), 0, -1)]
+    assert [(h["rule"], h["event"]) for h in history] == [("redis", "resolved"), ("redis", "firing")]
 
 
 # ---------------------------------------------------------------- fleets of real gunicorn masters

@@ -115,8 +115,9 @@ def secrets_of(channel, config):
     found = [config["MONITOR_ALERT_SMTP_PASSWORD"]]
     if channel.get("url"):
         parts = urlsplit(channel["url"])
+        token = parts.path.rstrip("/").rsplit("/", 1)[-1]  # a token-like last segment, quoted alone
         found += [channel["url"], parts.path + (f"?{parts.query}" if parts.query else ""), parts.password or "",
-                  parts.path.rstrip("/").rsplit("/", 1)[-1]]
+                  parts.query, token if len(token) >= 12 else ""]
     return [text for text in found if text and len(text) >= 4]
 
 

@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 #: Transitions kept in the history list.
 HISTORY_CAP = 200
 ACTIVE = ("pending", "firing")
+#: KEYS[1]: the state hash; ARGV: its TTL, then rule id and alert JSON pairs. Writes each alert, keeping
+#: an acknowledgement that landed after the round read the states (the same alert, acknowledged meanwhile).
+WRITE_STATES = """
+for i = 2, #ARGV, 2 do
+  local alert = ARGV[i + 1]
+  local stored = redis.call('HGET', KEYS[1], ARGV[i])
+  if stored then
+    local before, after = cjson.decode(stored), cjson.decode(alert)
+    if before.acked_by and not after.acked_by and before.id == after.id then
+      after.acked_by, after.acked_at = before.acked_by, before.acked_at
+      alert = cjson.encode(after)
+    end
+  end
+  redis.call('HSET', KEYS[1], ARGV[i], alert)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
 
 
 def advance(alert, rule, judged, now):
@@ -122,6 +139,7 @@ class Evaluator:
         self.leader = False
         self.redis_down = None
         self.notifier = Notifier(self.store, self.config)
+        self.write_states = self.store.redis.register_script(WRITE_STATES)
         #: Compiled rules by their stored JSON, so an unchanged rule is not compiled again.
         self.compiled = {}
         #: The rules, channels and silences in force read last: what judges "Redis unreachable".
@@ -213,8 +231,8 @@ class Evaluator:
                      "rules": len(rules), "sources": ctx.reads, "host": self.monitor.process.host}
         pipe = store.redis.pipeline(transaction=False)
         if changed:
-            pipe.hset(state_key, mapping={rule_id: json.dumps(alert) for rule_id, alert in changed.items()})
-            pipe.expire(state_key, TTL_S)
+            self.write_states(keys=[state_key], client=pipe, args=[TTL_S, *(
+                item for rule_id, alert in changed.items() for item in (rule_id, json.dumps(alert)))])
         if history:
             self._history(pipe, history)
         if gone:
