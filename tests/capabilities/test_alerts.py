@@ -712,6 +712,11 @@ def test_the_panel_shows_silences_and_operators_add_and_end_them(app, client, au
     assert ended.status_code == 200 and f"ended silence {silence['id']}" in ended.get_data(as_text=True)
     assert client.get("/api/admin/alerts/silences").json["silences"] == []
     assert auth.post("/admin/panels/logs/unsilence", data={"id": silence["id"]}).status_code == 404
+    later = auth.post("/admin/panels/logs/silence", data={  # a time in "until" wins over the duration
+        "rule": "", "labels": "team=web", "duration_s": "3600", "until": "2100-01-01T00:00", "comment": "freeze"})
+    assert later.status_code == 200
+    silence = client.get("/api/admin/alerts/silences").json["silences"][0]
+    assert (silence["labels"], silence["rule"], silence["ends_at"]) == ({"team": "web"}, None, 4102444800)
 
 
 def test_the_panel_lists_active_first_and_operators_acknowledge(app, client, auth, make_user, store):

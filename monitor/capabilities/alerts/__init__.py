@@ -99,8 +99,10 @@ class Alerts(Capability):
         return alert
 
     def silence(self, monitor, form, user):
-        """Create a silence from a form's fields (the panel's); return it."""
+        """Create a silence from a form's fields (the panel's; an ``until`` given wins over its duration); return it."""
         fields = {name: form[name] for name in silences.FIELDS if form.get(name)}
+        if "until" in fields:
+            fields.pop("duration_s", None)
         return changes.create_silence(monitor, fields, user, form=True)
 
     def end_silence(self, monitor, silence_id):
