@@ -201,12 +201,18 @@ def check_csrf_token(token):
     validate_csrf(token, secret_key=secret_key(), time_limit=CSRF_TIME_LIMIT, token_key=CSRF_FIELD)
 
 
-def template_context():
-    """What the monitor's templates use: its user, its CSRF token (not the host's).
+def monitor_user():
+    """Return the monitor's user of this request; nobody before :func:`enter` ran or when it failed.
 
-    When :func:`enter` failed (Redis down, a failing role_loader), the error page renders for nobody.
+    (Redis down, a failing role_loader, or an answer from the timing point before the monitor's
+    blueprint hooks: the error page then renders for nobody.)
     """
-    return {"current_user": g._login_user if "monitor_host" in g else Anonymous(), "csrf_token": csrf_token}
+    return g._login_user if "monitor_host" in g else Anonymous()
+
+
+def template_context():
+    """What the monitor's templates use: its user, its CSRF token (not the host's)."""
+    return {"current_user": monitor_user(), "csrf_token": csrf_token}
 
 
 def init_app(app, names):

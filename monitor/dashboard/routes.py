@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from ..auth.decorators import role_required
 from ..auth.guard import require_login
+from ..auth.session import monitor_user
 from ..auth.users import MIN_PASSWORD
 from ..core.state import state
 from ..web import format
@@ -39,7 +40,7 @@ def firing_alerts():
     """
     monitor = state()
     alerts = monitor.capabilities.get("alerts")
-    if alerts is None or not current_user.is_authenticated:
+    if alerts is None or not monitor_user().is_authenticated:
         return None
     try:
         return alerts.firing(monitor)
