@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from bs4 import BeautifulSoup
@@ -712,11 +713,13 @@ def test_the_panel_shows_silences_and_operators_add_and_end_them(app, client, au
     assert ended.status_code == 200 and f"ended silence {silence['id']}" in ended.get_data(as_text=True)
     assert client.get("/api/admin/alerts/silences").json["silences"] == []
     assert auth.post("/admin/panels/logs/unsilence", data={"id": silence["id"]}).status_code == 404
+    until = datetime.fromtimestamp(time.time() + 2 * 86400, timezone.utc).replace(second=0, microsecond=0)
     later = auth.post("/admin/panels/logs/silence", data={  # a time in "until" wins over the duration
-        "rule": "", "labels": "team=web", "duration_s": "3600", "until": "2100-01-01T00:00", "comment": "freeze"})
+        "rule": "", "labels": "team=web", "duration_s": "3600", "until": until.strftime("%Y-%m-%dT%H:%M"),
+        "comment": "freeze"})
     assert later.status_code == 200
     silence = client.get("/api/admin/alerts/silences").json["silences"][0]
-    assert (silence["labels"], silence["rule"], silence["ends_at"]) == ({"team": "web"}, None, 4102444800)
+    assert (silence["labels"], silence["rule"], silence["ends_at"]) == ({"team": "web"}, None, until.timestamp())
 
 
 def test_the_panel_lists_active_first_and_operators_acknowledge(app, client, auth, make_user, store):
@@ -783,6 +786,15 @@ def test_admins_write_rules_and_channels_on_the_alert_rules_page(app, client, au
     assert client.get(f"/api/admin/alerts/rules/{rule['id']}").status_code == 404
     assert [e["action"] for e in audit.entries(store, 3)] == ["alert.rule.delete", "alert.channel.test",
                                                              "alert.rule.update"]
+
+
+def test_a_cross_site_post_to_the_rules_page_is_refused_not_a_500(app, client, auth, make_user):
+    auth.login(make_user("admin"))
+    state(app).flusher.stop(flush=False)
+    refused = client.post("/admin/alerts/rules", headers={**auth.headers(), "Origin": "https://evil.example"},
+                          data={**RULE_FORM, "csrf_token": auth.csrf})
+    assert refused.status_code == 403 and "cross-site" in refused.get_data(as_text=True)
+    assert not [r for r in client.get("/api/admin/alerts/rules").json["rules"] if r["name"] == RULE_FORM["name"]]
 
 
 def test_viewers_read_the_rules_page_without_editing(app, client, auth, make_user):

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from ...auth.decorators import role_required
 from ...auth.guard import require_login
+from ...auth.session import monitor_user
 from ...core.errors import Refused
 from ...core.state import state
 from ...dashboard import transfer
@@ -32,7 +33,9 @@ PLAIN = ("name", "metric", "scope", "op", "threshold", "window_s", "for_s", "sev
 
 @bp.context_processor
 def _page_context():
-    return {"firing_alerts": firing_alerts, "links": nav_links(current_user) if current_user.is_authenticated else []}
+    # The monitor's own user: an error answered before the blueprint's hooks renders for nobody.
+    user = monitor_user()
+    return {"firing_alerts": firing_alerts, "links": nav_links(user) if user.is_authenticated else []}
 
 
 def _listing(monitor):
