@@ -184,7 +184,7 @@ def test_a_new_token_is_shown_once_and_works(client, auth, make_user, users, sto
 
 
 def test_dashboard_nav_links_admin_pages_for_admins_only(client, make_user):
-    for role, expected in (("admin", ["Users", "Audit", "Account"]), ("viewer", ["Account"])):
+    for role, expected in (("admin", ["Alert rules", "Users", "Audit", "Account"]), ("viewer", ["Alert rules", "Account"])):
         user_client = client.application.test_client()
         Auth(user_client).login(make_user(role))
         soup = BeautifulSoup(user_client.get("/admin/").get_data(as_text=True), "html.parser")

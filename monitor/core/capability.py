@@ -41,6 +41,10 @@ class Capability:
         each shown as total ÷ the endpoint's requests over the same window and workers."""
         return ()
 
+    def links(self, user):
+        """Return its own dashboard pages that ``user`` may open, as ``{"title", "url"}`` (the nav lists them)."""
+        return []
+
     def master_started(self, server, settings, store):
         """Start its part in a gunicorn master; return an object with ``stop()`` (and maybe
         ``child_exit(worker)``), or None."""

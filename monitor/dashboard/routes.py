@@ -29,6 +29,7 @@ def nav_links(user):
     if user.can("admin"):
         links[:0] = [{"title": "Users", "url": url_for("monitor_dashboard.users_page")},
                      {"title": "Audit", "url": url_for("monitor_dashboard.audit_page")}]
+    links[:0] = [link for found in state().capabilities.values() for link in found.links(user)]
     return links
 
 

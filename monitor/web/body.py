@@ -158,6 +158,15 @@ def fields(**kinds):
     return values
 
 
+def json_object():
+    """Return the whole JSON body (the CSRF token left out), for a route whose object nests and is
+    checked field by field by its own validation (the alert rules); a form is refused."""
+    body = _body()
+    if body and not request.is_json:
+        raise Refused("send the object as JSON (application/json)", 415)
+    return {name: value for name, value in body.items() if name != CSRF_FIELD}
+
+
 def formdata(*names):
     """Return text fields ``names`` and the CSRF token as a MultiDict, for a WTForms form to validate."""
     values = fields(**{name: text() for name in names})

@@ -6,7 +6,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from test_dashboard_browser import login
 
-PAGES = ("/admin/", "/admin/users", "/admin/audit", "/admin/account")
+PAGES = ("/admin/", "/admin/users", "/admin/audit", "/admin/account", "/admin/alerts/", "/admin/alerts/rules/new")
 
 
 def serious(page):

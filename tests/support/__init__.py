@@ -96,3 +96,13 @@ class Auth:
 
 def bearer(user):
     return {"Authorization": f"Bearer {user['token']}"}
+
+
+def drive(app, client, *paths, rounds=1):
+    """Request ``paths`` through an in-process app, then ship what its flusher recorded."""
+    from monitor.core.state import state
+
+    for path in paths:
+        client.get(path)
+    for _ in range(rounds):
+        state(app).flusher.tick()

@@ -54,6 +54,10 @@ class Gunicorn:
         kwargs.setdefault("timeout", 10)
         return requests.post(self.url + path, **kwargs)
 
+    def put(self, path, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        return requests.put(self.url + path, **kwargs)
+
     def health(self):
         try:
             response = requests.get(self.url + self.health_path, timeout=2)

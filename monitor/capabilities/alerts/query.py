@@ -1,18 +1,37 @@
-"""The alerts' read side and acknowledgement: active alerts, their history, the rules."""
+"""The alerts' read side and acknowledgement: active alerts, their history, the rules, the silences."""
 import json
 import time
 
-from .rules import ACTIVE, rules
+from . import rules as rules_
+from . import silences as silences_
+from .evaluator import ACTIVE
 
 
-def overview(store, config, evaluator=None, limit=50):
-    """Return the body of ``GET alerts``: active alerts, history newest first, rules."""
-    states = [json.loads(raw) for raw in store.redis.hgetall(store.key("alerts", "state")).values()]
-    active = sorted((a for a in states if a["state"] in ACTIVE), key=lambda a: (a["state"] != "firing", -a["since"]))
+def overview(store, config, evaluator=None, limit=50, now=None):
+    """Return the body of ``GET alerts``: active alerts, history newest first, rules, silences, the last round."""
+    now = time.time() if now is None else now
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.hgetall(store.key("alerts", "state"))
+    pipe.lrange(store.key("alerts", "history"), 0, limit - 1)
+    raw_states, raw_history = pipe.execute()
+    states = {rule_id: json.loads(raw) for rule_id, raw in raw_states.items()}
+    active = sorted((a for a in states.values() if a["state"] in ACTIVE),
+                    key=lambda a: (a["state"] != "firing", -a["since"]))
     if evaluator is not None and evaluator.redis_down:
         active.insert(0, evaluator.redis_down)
-    history = [json.loads(raw) for raw in store.redis.lrange(store.key("alerts", "history"), 0, limit - 1)]
-    return {"active": active, "history": history, "rules": rules(config)}
+    return {"active": active, "history": [json.loads(raw) for raw in raw_history],
+            **rule_listing(store, config, states), "silences": silences_.listing(store, now)["silences"]}
+
+
+def rule_listing(store, config, states=None):
+    """Return ``{"rules", "evaluation"}``: every rule with its condition in words and its state, and the last round."""
+    if states is None:
+        states = {rule_id: json.loads(raw) for rule_id, raw in store.redis.hgetall(store.key("alerts", "state")).items()}
+    evaluation = store.redis.get(store.key("alerts", "evaluation"))
+    found = sorted(rules_.load(store, config).values(), key=lambda r: (r["name"].lower(), r["id"]))
+    return {"rules": [{**rule, "summary": rules_.summary(rule), "clears_at": rules_.Rule(rule).resolve_threshold,
+                       "state": states.get(rule["id"], {}).get("state", "inactive")} for rule in found],
+            "evaluation": json.loads(evaluation) if evaluation else None}
 
 
 def firing(store, evaluator=None):

@@ -7,7 +7,7 @@ shows them (``api``, ``panel``, ``spec``).
 from ...core.cache import HitCounter
 from ...core.capability import Capability
 from ...core.config import Setting, number
-from . import api, spec
+from . import api, query, spec
 from .panel import CachePanel
 from .ship import Shipper
 
@@ -32,6 +32,10 @@ class Cache(Capability):
 
     def spec(self, config):
         return spec.paths(config), spec.SCHEMAS
+
+    def hit_counts(self, monitor, window_s, now):
+        """Return the app cache's (hits, misses) over the last ``window_s`` s before ``now``."""
+        return query.hit_counts(monitor, window_s, now)
 
 
 capability = Cache()

@@ -40,6 +40,16 @@ def _reads(monitor, window, now):
     return reads
 
 
+def _totals(reads):
+    """Return (hits, misses) summed over the app's namespaces."""
+    return sum(pair[0] for ns, pair in reads.items() if ns), sum(pair[1] for ns, pair in reads.items() if ns)
+
+
+def hit_counts(monitor, window, now):
+    """Return the app cache's (hits, misses) over the last ``window`` s before ``now``."""
+    return _totals(_reads(monitor, window, now))
+
+
 def stats(monitor, window=DEFAULT_WINDOW_S, budget_s=None):
     """Return the contract's cache/stats: keys (SCAN, bounded in time), reads, memory, Redis INFO."""
     budget_s = monitor.config["MONITOR_CACHE_SCAN_BUDGET"] if budget_s is None else budget_s
@@ -63,8 +73,7 @@ def stats(monitor, window=DEFAULT_WINDOW_S, budget_s=None):
         sizes = [size for size in pipe.execute() if size is not None]
         memory = round(sum(sizes) / len(sizes) * total) if sizes else 0
     reads = _reads(monitor, window, time.time())
-    hits = sum(pair[0] for ns, pair in reads.items() if ns)
-    misses = sum(pair[1] for ns, pair in reads.items() if ns)
+    hits, misses = _totals(reads)
     names = sorted(set(keys) | set(reads),
                    key=lambda ns: (-(keys.get(ns, 0) + sum(reads.get(ns, (0, 0)))), ns))[:MAX_LISTED]
     info = monitor.store.info()  # the node holding the fleet, on a Redis Cluster

@@ -6,7 +6,7 @@ gunicorn master and carries operations out; ``api``, ``panel`` and ``spec`` are 
 """
 from ...core.capability import Capability
 from ...core.config import Setting, number
-from . import api, spec
+from . import api, registry, spec
 from .agent import Agent
 from .heartbeat import Heartbeat
 from .panel import ClusterPanel
@@ -36,6 +36,14 @@ class Cluster(Capability):
 
     def master_started(self, server, settings, store):
         return Agent(server, settings, store).start()
+
+    def workers(self, monitor, now=None):
+        """Return every registered worker of the fleet (the cluster/status ``workers`` rows)."""
+        return registry.workers(monitor.store, now)
+
+    def hosts(self, monitor, now=None, workers=None):
+        """Return every host of the fleet, each with its ``status``."""
+        return registry.hosts(monitor.store, now, workers)
 
 
 capability = Cluster()

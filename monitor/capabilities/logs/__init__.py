@@ -5,7 +5,7 @@ master), ``query`` the read side; ``api``, ``panel`` and ``spec`` are its surfac
 """
 from ...core.capability import Capability
 from ...core.config import Setting, choice, number
-from . import api, spec
+from . import api, query, spec
 from .handler import LEVELS, install, install_master
 from .panel import LogsPanel
 
@@ -39,6 +39,14 @@ class Logs(Capability):
 
     def master_started(self, server, settings, store):
         return install_master(store, settings, settings["MONITOR_HOST_NAME"])
+
+    def lines(self, monitor, since, until):
+        """Return the records logged between ``since`` and ``until``: ``{"lines", "since"}`` (see ``query.lines``)."""
+        return query.lines(monitor.store, since, until)
+
+    def count(self, found, level="DEBUG", q="", host=None):
+        """Return how many of the records ``found`` match a level (and up), a text and a host."""
+        return query.count(found, level, q, host)
 
 
 capability = Logs()

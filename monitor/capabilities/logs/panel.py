@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from ...core.audit import CURSOR_RE
 from ...core.errors import Refused
-from ...web import body
+from ...web import body, format
 from ...web.panel import Panel
 from . import query
 from .handler import LEVELS
@@ -32,7 +32,7 @@ class LogsPanel(Panel):
     title = "Alerts & logs"
     poll = ""
     params = ("level", "q", "host", "pid")
-    actions = {"ack": ("operator", "ack")}
+    actions = {"ack": ("operator", "ack"), "silence": ("operator", "silence"), "unsilence": ("operator", "unsilence")}
     parts = {"alerts": "alerts_part", "tail": "tail"}
 
     def filters(self, args):
@@ -53,7 +53,8 @@ class LogsPanel(Panel):
         newest = logs["entries"][0]["id"] if logs["entries"] else None
         return {"alerts": self._alerts(monitor), "logs": logs, "filters": filters, "errors": errors,
                 "levels": list(LEVELS), "stats": query.stats(monitor.store), "cursor": _newest(head, newest),
-                "can_operate": current_user.can("operator"), "tail_poll": TAIL_POLL, "alerts_poll": ALERTS_POLL,
+                "can_operate": current_user.can("operator"), "can_edit_rules": current_user.can("admin"),
+                "tail_poll": TAIL_POLL, "alerts_poll": ALERTS_POLL,
                 "tail": TAIL}
 
     def alerts_part(self, monitor, args):
@@ -62,7 +63,7 @@ class LogsPanel(Panel):
         if alerts is None:
             return None
         return self.render_part("monitor/panels/_logs_alerts.html", args, alerts=alerts, alerts_poll=ALERTS_POLL,
-                                can_operate=current_user.can("operator"))
+                                can_operate=current_user.can("operator"), can_edit_rules=current_user.can("admin"))
 
     def tail(self, monitor, args):
         """Render the log lines newer than ``after`` with the next poller; None (204) when none came."""
@@ -78,11 +79,24 @@ class LogsPanel(Panel):
         return self.render_part("monitor/panels/_logs_tail.html", args, entries=entries, tail_poll=TAIL_POLL,
                                 cursor=_newest(head, newest, after), stats=query.stats(monitor.store))
 
-    def ack(self, monitor):
-        """Acknowledge the alert the form names."""
-        alert_id = body.fields(id=body.text(80)).get("id", "")
+    def _alerts_capability(self, monitor):
         alerts = monitor.capabilities.get("alerts")
         if alerts is None:
             raise Refused("alerts are not enabled", 404)
-        alert = alerts.acknowledge(monitor, alert_id, current_user.name)
+        return alerts
+
+    def ack(self, monitor):
+        """Acknowledge the alert the form names."""
+        alert_id = body.fields(id=body.text(80)).get("id", "")
+        alert = self._alerts_capability(monitor).acknowledge(monitor, alert_id, current_user.name)
         return f"acknowledged {alert['title']}"
+
+    def silence(self, monitor):
+        """Silence notifications as the form says (rule, labels, scope; duration or until; comment)."""
+        silence = self._alerts_capability(monitor).silence(monitor, current_user.name)
+        return f"silence {silence['id']} holds notifications until {format.fmt_time(silence['ends_at']).striptags()}"
+
+    def unsilence(self, monitor):
+        """End the silence the form names."""
+        silence = self._alerts_capability(monitor).end_silence(monitor, body.fields(id=body.text(80)).get("id", ""))
+        return f"ended silence {silence['id']}"

@@ -114,6 +114,26 @@ def _entry(entry_id, fields):
     return entry
 
 
+def lines(store, since, until, limit=SCAN_LIMIT):
+    """Return the stream's records logged between ``since`` and ``until`` (epoch s), newest first.
+
+    At most ``limit`` are read: the answer's ``since`` is then the time of the oldest one read,
+    so a caller turning them into a rate divides by the span they cover. A record is shipped
+    up to a flush after it was logged, so entries are found by id with slack and kept by time.
+    """
+    raw = store.redis.xrevrange(stream_key(store), max=str(int((until + 5) * 1000)),
+                                min=str(int(max(since - 5, 0) * 1000)), count=limit)
+    found = [fields for _, fields in raw if since <= float(fields.get("ts", 0)) <= until]
+    covered = since if len(raw) < limit or not found else float(found[-1]["ts"])
+    return {"lines": found, "since": covered}
+
+
+def count(found, level="DEBUG", q="", host=None):
+    """Return how many of ``found`` (records from ``lines``) are at ``level`` or above, contain ``q``, are from ``host``."""
+    min_level, needle = LEVELS[level], q.lower()
+    return sum(1 for fields in found if _matches(fields, min_level, needle, host, None))
+
+
 def last_id(store):
     """Return the id of the stream's newest entry (the tail's cursor), or None when it is empty."""
     newest = store.redis.xrevrange(stream_key(store), count=1)

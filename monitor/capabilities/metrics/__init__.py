@@ -7,7 +7,7 @@ flusher's writes, ``compact`` the merges and roll-ups in Redis, ``query`` the re
 """
 from ...core.capability import Capability
 from ...core.config import Setting, number
-from . import api, prometheus, spec
+from . import api, prometheus, query, spec
 from .collect import Recorder
 from .panel import MetricsPanel
 from .ship import Shipper
@@ -34,6 +34,10 @@ class Metrics(Capability):
 
     def spec(self, config):
         return spec.paths(config), spec.SCHEMAS
+
+    def window(self, monitor, window_s, host=None, now=None):
+        """Return the fleet's (or one host's) metrics over the last ``window_s`` s: the GET metrics body."""
+        return query.query(monitor.store, window_s, host=host, now=now)
 
 
 capability = Metrics()

@@ -19,8 +19,7 @@ import threading
 from time import perf_counter_ns
 from urllib.parse import urlsplit
 
-from ...web.security import is_own_path
-from ..queries.tally import NO_REQUEST, OVERFLOW, UNMATCHED, Tally, in_context
+from ..queries.tally import NO_REQUEST, OVERFLOW, UNMATCHED, Tally, in_context, is_own
 
 #: The libraries this process patched, in order ("urllib3", "httpx").
 patched = []
@@ -99,7 +98,7 @@ def _collector():
         if threading.current_thread().name.startswith(OWN_THREADS):
             return None, None
         return collector, NO_REQUEST
-    if is_own_path(req.path):
+    if is_own(req):
         return None, None
     rule = req.url_rule
     return collector, (rule.rule if rule is not None else UNMATCHED, req.method)

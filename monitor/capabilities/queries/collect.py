@@ -19,9 +19,8 @@ from time import perf_counter_ns
 
 from flask.globals import _cv_request
 
-from ...web.security import is_own_path
 from .normalize import normalize
-from .tally import NO_REQUEST, OVERFLOW, UNMATCHED, Tally, in_context
+from .tally import NO_REQUEST, OVERFLOW, UNMATCHED, Tally, in_context, is_own
 
 #: WSGI environ key of a request's SQL scope: ``(collector, endpoint, {group id: executions})``,
 #: or False on the monitor's own routes (their SQL is not counted, as their requests are not).
@@ -58,7 +57,7 @@ def _scope(ctx):
     """Return a request's SQL scope: (collector, endpoint, {group id: executions}), or False."""
     collector = getattr(ctx.app.extensions.get("monitor"), "sql", None)
     req = ctx.request
-    if collector is None or is_own_path(req.path):
+    if collector is None or is_own(req):
         return False
     rule = req.url_rule
     return collector, (rule.rule if rule is not None else UNMATCHED, req.method), {}

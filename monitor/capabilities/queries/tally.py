@@ -30,6 +30,7 @@ import time
 from math import log
 
 import numpy as np
+from flask import current_app
 from flask.globals import _cv_app, _cv_request
 
 from ...web.request_id import request_id
@@ -74,6 +75,11 @@ def in_context(attr, default):
     if app_ctx is not None:
         return None, getattr(app_ctx.app.extensions.get("monitor"), attr, None)
     return None, default
+
+
+def is_own(req):
+    """Tell whether ``req`` is to one of the monitor's own routes (its SQL and calls are not the app's)."""
+    return current_app.extensions["monitor"].urls.is_own_endpoint(req.endpoint)
 
 
 class Tally:

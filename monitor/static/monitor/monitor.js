@@ -44,12 +44,13 @@
     return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " + hms;
   }
   function age(ms) {
-    var s = Math.round(ms / 1000);
+    // A moment to come (a silence's end) reads "in 59 min".
+    var s = Math.round(Math.abs(ms) / 1000), ago = ms >= 0 ? " ago" : "", ahead = ms >= 0 ? "" : "in ";
     if (s < 1) return "just now";
-    if (s < 60) return s + " s ago";
-    if (s < 3600) return Math.floor(s / 60) + " min ago";
-    if (s < 86400) return Math.floor(s / 3600) + " h ago";
-    return Math.floor(s / 86400) + " d ago";
+    if (s < 60) return ahead + s + " s" + ago;
+    if (s < 3600) return ahead + Math.floor(s / 60) + " min" + ago;
+    if (s < 86400) return ahead + Math.floor(s / 3600) + " h" + ago;
+    return ahead + Math.floor(s / 86400) + " d" + ago;
   }
   function showTimes(root) {
     var now = Date.now();
