@@ -117,7 +117,7 @@ class Users:
         password_hash = generate_password_hash(password)
         if not self.r.hsetnx(self._user_key(name), "role", role):
             raise Refused(f"user {name!r} exists", 409)
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=True)
         pipe.hset(self._user_key(name), mapping={
             "password": password_hash, "created_at": time.time(), "stamp": _stamp()})
         pipe.sadd(self.store.key("users"), name)
@@ -133,7 +133,7 @@ class Users:
         """
         users_key, user_key = self.store.key("users"), self._user_key(name)
         tokens_key = self.store.key("user_tokens", name)
-        with self.r.pipeline() as pipe:
+        with self.r.pipeline(transaction=True) as pipe:  # explicit: a cluster client's is not one by default
             while True:
                 try:
                     pipe.watch(users_key, user_key, tokens_key)
@@ -268,7 +268,7 @@ class Users:
         """Delete a token (a malformed record too); return its owner's name, or None when it had none."""
         key = self.store.key("token", token_id)
         owner = self.r.hget(key, "user")
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=True)
         pipe.delete(key)
         if owner:
             pipe.srem(self.store.key("user_tokens", owner), token_id)

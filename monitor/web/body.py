@@ -158,12 +158,15 @@ def fields(**kinds):
     return values
 
 
-def json_object():
-    """Return the whole JSON body (the CSRF token left out), for a route whose object nests and is
-    checked field by field by its own validation (the alert rules); a form is refused."""
+def as_object(kind="json"):
+    """Return the whole body (the CSRF token left out) of a route that checks its fields itself.
+
+    ``kind`` is the body it takes, the other refused: ``"json"`` for an object that nests (the
+    alert rules API), ``"form"`` for a form whose field names vary (the alert rule page).
+    """
     body = _body()
-    if body and not request.is_json:
-        raise Refused("send the object as JSON (application/json)", 415)
+    if body and request.is_json != (kind == "json"):
+        raise Refused("send the object as JSON (application/json)" if kind == "json" else "send a form", 415)
     return {name: value for name, value in body.items() if name != CSRF_FIELD}
 
 

@@ -8,7 +8,7 @@ from flask_login import current_user
 from ...auth.decorators import role_required
 from ...core.errors import Refused
 from ...core.state import state
-from ...web.body import fields, json_object
+from ...web.body import as_object, fields
 from . import changes, channels, rules, silences
 from .fields import ID_RE
 
@@ -51,13 +51,13 @@ def register(bp, capability):
     @role_required("admin")
     def alert_rule_create():
         """Create a rule."""
-        return jsonify(changes.create_rule(state(), json_object())), 201
+        return jsonify(changes.create_rule(state(), as_object())), 201
 
     @bp.post("/alerts/rules/preview")
     @role_required("admin")
     def alert_rule_preview():
         """How a rule would have fared over the last 24 h; nothing is stored."""
-        return jsonify(changes.preview_rule(state(), json_object()))
+        return jsonify(changes.preview_rule(state(), as_object()))
 
     @bp.get("/alerts/rules/<rule_id>")
     @role_required("viewer")
@@ -70,12 +70,13 @@ def register(bp, capability):
     @role_required("admin")
     def alert_rule_replace(rule_id):
         """Replace a rule (the body is a rule object, as GET answers it)."""
-        return jsonify(changes.update_rule(state(), _id(rule_id, "rule"), json_object()))
+        return jsonify(changes.update_rule(state(), _id(rule_id, "rule"), as_object()))
 
     @bp.delete("/alerts/rules/<rule_id>")
     @role_required("admin")
     def alert_rule_delete(rule_id):
         """Delete a rule and its alert."""
+        fields()
         changes.delete_rule(state(), _id(rule_id, "rule"))
         return jsonify({"deleted": rule_id})
 
@@ -89,12 +90,13 @@ def register(bp, capability):
     @role_required("operator")
     def alert_silence_create():
         """Silence the notifications of rules (by id, labels or scope) for a while."""
-        return jsonify(changes.create_silence(state(), json_object(), current_user.name)), 201
+        return jsonify(changes.create_silence(state(), as_object(), current_user.name)), 201
 
     @bp.delete("/alerts/silences")
     @role_required("operator")
     def alert_silence_delete():
         """End a silence now (its id in the query: ``?id=s_...``)."""
+        fields()
         silence_id = request.args.get("id", "")
         if not ID_RE.match(silence_id):
             raise Refused("id (in the query) is the silence's id, such as s_0123abcd")
@@ -111,12 +113,13 @@ def register(bp, capability):
     @role_required("admin")
     def alert_channel_create():
         """Add a channel (a webhook's URL is written here and never read back)."""
-        return jsonify(changes.create_channel(state(), json_object())), 201
+        return jsonify(changes.create_channel(state(), as_object())), 201
 
     @bp.delete("/alerts/channels/<channel_id>")
     @role_required("admin")
     def alert_channel_delete(channel_id):
         """Delete a channel no rule routes to."""
+        fields()
         changes.delete_channel(state(), _id(channel_id, "channel"))
         return jsonify({"deleted": channel_id})
 
@@ -124,4 +127,5 @@ def register(bp, capability):
     @role_required("admin")
     def alert_channel_test(channel_id):
         """Send a test message to a channel now (one attempt) and answer the result."""
+        fields()
         return jsonify(changes.test_channel(state(), _id(channel_id, "channel"), current_user.name))

@@ -6,7 +6,7 @@ API's rule object (``_rule_body``) and checked by the same ``rules.validate``; "
 the same form and shows how the rule would have fared over the last 24 h, without saving. A
 channel's URL is a field to write, never shown again (nor put back into a refused form).
 """
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ...auth.decorators import role_required
@@ -16,6 +16,7 @@ from ...core.errors import Refused
 from ...core.state import state
 from ...dashboard import transfer
 from ...dashboard.routes import firing_alerts, nav_links
+from ...web.body import as_object
 from ...web.responses import register_handlers
 from . import changes, channels, query, rules
 from .metrics import METRICS
@@ -137,7 +138,7 @@ def edit_rule(rule_id):
 
 def _save(rule_id=None):
     monitor = state()
-    form = request.form
+    form = as_object("form")
     body = _rule_body(form, channels.load(monitor.store, monitor.config))
     try:
         if rule_id is None:
@@ -178,7 +179,7 @@ def delete_rule(rule_id):
 def preview():
     """Show the form again with how its rule would have fared over the last 24 h; nothing is saved."""
     monitor = state()
-    form = request.form
+    form = as_object("form")
     rule_id = form.get("rule_id") or None
     try:
         found = changes.preview_rule(monitor, _rule_body(form, channels.load(monitor.store, monitor.config)), form=True)
@@ -194,7 +195,7 @@ def preview():
 @role_required("admin")
 def create_channel():
     """Add a channel from the form."""
-    form = request.form
+    form = as_object("form")
     body = {name: form[name] for name in ("name", "kind", "url", "to") if form.get(name)}
     try:
         channel = changes.create_channel(state(), body, form=True)

@@ -37,6 +37,8 @@ def report(store, window_s, now=None):
 
 def endpoint_columns(store, window_s, host=None, pid=None):
     """Return the metrics table's HTTP column: outgoing ms per (rule, method), to divide by its requests."""
+    if window_s > tally.MAX_WINDOW_S:  # not kept that long: no column rather than a wrong one
+        return []
     spent = tally.read(store, KIND, window_s, host=host, pid=pid)["endpoints"]
     return [("HTTP ms per request", {key: us / 1000 for key, (_, _, us) in spent.items()})] if spent else []
 

@@ -33,6 +33,8 @@ def report(store, window_s, threshold, now=None):
 
 def endpoint_columns(store, window_s, host=None, pid=None):
     """Return the metrics table's SQL columns: totals per (rule, method), to divide by its requests."""
+    if window_s > tally.MAX_WINDOW_S:  # not kept that long: no column rather than a wrong one
+        return []
     spent = tally.read(store, KIND, window_s, host=host, pid=pid)["endpoints"]
     if not spent:
         return []

@@ -8,8 +8,10 @@ endpoint, the requests that showed one, an example request id and its executions
 slowest single events. Past ``max_groups`` distinct groups a process counts the rest under
 one overflow group, as endpoint series are capped.
 
-The flusher's shipper merges them into the open time buckets of four tiers (the metrics
-table's, so that per-request figures divide by request counts over the very same buckets)
+The flusher's shipper merges them into the open time buckets of four tiers (bucket sizes the
+metrics table also has, so that per-request figures divide by request counts over the same
+time; kept 24 h, as named groups cost more than the metrics' rows: the metrics table offers
+no SQL or HTTP columns for its 7 d and 30 d windows)
 and writes each changed bucket's cumulative aggregates as one hash field per worker, in the
 flusher's exactly-once batch: a repeated write changes nothing, and a SIGKILLed worker loses
 at most what it recorded since its last tick.
@@ -36,7 +38,7 @@ from flask.globals import _cv_app, _cv_request
 from ...web.request_id import request_id
 from ..metrics.histogram import INV_LOG, MIN_NS, NBUCKETS, OFFSET, percentile_rows
 
-#: Tiers: bucket seconds → seconds kept (the metrics table's tiers and retention).
+#: Tiers: bucket seconds → seconds kept.
 TIERS = {10: 600, 60: 3600, 600: 5 * 3600, 3600: 25 * 3600}
 #: Longest window the API answers, and the default.
 MAX_WINDOW_S = 86400
