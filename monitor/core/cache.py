@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 
 import redis
 from flask_caching import Cache
@@ -45,30 +46,42 @@ def namespace(key):
 
 
 class HitCounter:
-    """This process's hits and misses per namespace since the last flush."""
+    """This process's hits and misses per namespace since the last flush.
+
+    A read only appends ``(key, hit)`` (one C call, atomic under the GIL); the flusher's
+    :meth:`take` sorts the batch into namespaces.
+    """
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.counts = {}
-        os.register_at_fork(after_in_child=self.take)
+        self._fresh()
+        os.register_at_fork(after_in_child=self._fresh)
 
-    def count(self, key, hit):
-        """Count one read of ``key`` (without the prefix)."""
-        if key.endswith(MEMVER):
-            return
-        name = namespace(key)
-        with self.lock:
-            pair = self.counts.get(name)
-            if pair is None:
-                if len(self.counts) >= MAX_NAMESPACES:
-                    name = OTHER
-                pair = self.counts.setdefault(name, [0, 0])
-            pair[0 if hit else 1] += 1
+    def _fresh(self):
+        self.reads = deque()
+        #: The hot path's call: count one read, ``(key without the prefix, hit)``.
+        self.count = self.reads.append
+        self.lock = threading.Lock()  # one take or put_back at a time
+        self.counts = {}
 
     def take(self):
-        """Return the counts so far and start afresh."""
+        """Return the counts so far, {namespace: [hits, misses]}, and start afresh."""
         with self.lock:
             counts, self.counts = self.counts, {}
+            reads, popleft = self.reads, self.reads.popleft
+            names = {}
+            for _ in range(len(reads)):  # what is appended meanwhile waits for the next call
+                key, hit = popleft()
+                name = names.get(key)
+                if name is None:
+                    if key.endswith(MEMVER):
+                        continue
+                    name = names[key] = namespace(key)
+                pair = counts.get(name)
+                if pair is None:
+                    if len(counts) >= MAX_NAMESPACES:
+                        name = OTHER
+                    pair = counts.setdefault(name, [0, 0])
+                pair[0 if hit else 1] += 1
         return counts
 
     def put_back(self, counts):
@@ -110,16 +123,17 @@ class CountingRedisCache(RedisCache):
         return result
 
     def get(self, key):
-        value = self._safely(None, super().get, key)
+        value = self._safely(None, RedisCache.get, self, key)
         if self.counter is not None:
-            self.counter.count(key, value is not None)
+            self.counter.count((key, value is not None))
         return value
 
     def get_many(self, *keys):
-        values = self._safely([None] * len(keys), super().get_many, *keys)
+        values = self._safely([None] * len(keys), RedisCache.get_many, self, *keys)
         if self.counter is not None:
+            count = self.counter.count
             for key, value in zip(keys, values):
-                self.counter.count(key, value is not None)
+                count((key, value is not None))
         return values
 
     def set(self, key, value, timeout=None):
