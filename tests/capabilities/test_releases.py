@@ -1,5 +1,5 @@
 """Releases: what each worker runs, one deploy marker per change of the fleet's release, per-release metrics
-compared in the metrics panel and the API, and a reload onto a new MONITOR_RELEASE on a real fleet."""
+compared in the metrics panel and the API, and a rolling restart (or a reload) onto a new MONITOR_RELEASE on a real fleet."""
 import json
 import subprocess
 import time
@@ -160,17 +160,28 @@ def test_the_metrics_panel_draws_markers_and_compares_releases(app_config, auth,
             state(made).flusher.stop(flush=False)
 
 
-# ---------------------------------------------------------------- a real fleet: a new release, a reload
+# ---------------------------------------------------------------- a real fleet: a new release, rolled out
+
+#: A host app (the demo's) that runs the release its deploy wrote to a file, read when a worker imports it: a
+#: worker started by a rolling restart or a reload runs the new one, the others the old one.
+HOST = """
+import os
+
+from monitor import create_app
+
+os.environ["MONITOR_RELEASE"] = open({release!r}).read().strip()
+app = create_app()
+"""
 
 
 @pytest.mark.slow
-def test_a_new_release_and_a_reload_write_one_marker_and_split_the_figures(gunicorn, make_user, tmp_path):
+@pytest.mark.parametrize("mode", ["rolling", "reload"])
+def test_a_new_release_rolled_out_writes_one_marker_and_splits_the_figures(gunicorn, make_user, tmp_path, mode):
     release_file = tmp_path / "release"
     release_file.write_text("v1")
-    conf = tmp_path / "gunicorn_release.py"
-    conf.write_text("from monitor.gunicorn_conf import *  # noqa\n"
-                    f"raw_env = ['MONITOR_RELEASE=' + open({str(release_file)!r}).read().strip()]\n")
-    server = gunicorn(workers=3, env={"MONITOR_HEARTBEAT_INTERVAL": "0.5"}, args=("-c", str(conf)))
+    (tmp_path / "release_host.py").write_text(HOST.format(release=str(release_file)))
+    server = gunicorn(workers=3, env={"MONITOR_HEARTBEAT_INTERVAL": "0.5"}, app="release_host:app",
+                      cwd=str(tmp_path), args=("-c", "python:monitor.gunicorn_conf"))
     server.wait_workers(3)
     viewer, operator = make_user("viewer"), make_user("operator")
 
@@ -180,12 +191,12 @@ def test_a_new_release_and_a_reload_write_one_marker_and_split_the_figures(gunic
                message="three workers on v1")
     for _ in range(30):
         assert server.get("/demo/hello").status_code == 200
-    release_file.write_text("v2")
-    response = server.post("/api/admin/cluster/restart", json={"mode": "reload"}, headers=bearer(operator))
+    release_file.write_text("v2")  # the deploy: MONITOR_RELEASE changes for the workers started from now on
+    response = server.post("/api/admin/cluster/restart", json={"mode": mode}, headers=bearer(operator))
     assert response.status_code == 202, response.text
     operation = response.json()["operation_id"]
     wait_until(lambda: server.get(f"/api/admin/cluster/operations/{operation}",
-                                  headers=bearer(viewer)).json()["status"] == "done", 60, message="the reload")
+                                  headers=bearer(viewer)).json()["status"] == "done", 90, message=f"the {mode}")
     for _ in range(20):
         assert server.get("/demo/hello").status_code == 200
 
