@@ -447,6 +447,19 @@ def test_a_single_change_reads_as_before_groups(app, client, admin, hook):
     assert hook.received[0]["alert"]["rule"] == rule["id"] and hook.received[0]["alert"]["severity"] == "warning"
 
 
+def test_a_new_exception_group_is_told_through_the_channels(app, client, admin, hook):
+    web = add_channel(client, admin, name="hook", kind="webhook", url=hook.url)
+    rule = add_rule(client, admin, name="new groups", metric="exception_groups_new", threshold=0, window_s=300,
+                    channels=[web["id"]])
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    drive(app, client, *["/demo/error"] * 3, "/demo/error?kind=lookup")
+    evaluate(app)
+    wait_until(lambda: hook.received, message="the firing message")
+    told = hook.received[0]
+    assert told["alert"]["rule"] == rule["id"] and told["event"] == "firing"
+    assert told["text"].startswith("[FIRING] new groups: new exception groups 2") and "KeyError, RuntimeError" in \
+        told["text"], told["text"]
+
 # ---------------------------------------------------------------- formats, the test button, retries
 
 
