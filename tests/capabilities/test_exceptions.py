@@ -243,7 +243,7 @@ def test_logger_exception_outside_a_request_is_grouped_and_inside_is_not(exc_app
     assert "path" not in sample and "int(\"not a number\")" in sample["traceback"]
 
 
-def test_groups_past_the_cap_count_as_overflow(app_config, make_user):
+def test_groups_past_the_cap_count_as_overflow_and_prometheus_lists_the_cap(app_config, make_user):
     app = failing(create_app({**app_config, "MONITOR_EXCEPTIONS_MAX_GROUPS": 10}))
     try:
         monitor = state(app)
@@ -261,6 +261,10 @@ def test_groups_past_the_cap_count_as_overflow(app_config, make_user):
         assert len(groups) == 11 and sum(g["count"] for g in groups) == 14
         overflow = [g for g in groups if g["id"] == "overflow"]
         assert overflow and overflow[0]["type"] == "<overflow>" and overflow[0]["count"] == 4
+        text = client.get("/metrics", headers=bearer(make_user("viewer"))).get_data(as_text=True)
+        family = next(f for f in text_string_to_metric_families(text) if f.name == "monitor_exceptions")
+        exposed = [s for s in family.samples if s.name == "monitor_exceptions_total"]
+        assert len(exposed) == 10  # of 11 groups: the cap holds for the exposition too (the 10 seen last)
     finally:
         state(app).flusher.stop(flush=False)
 
@@ -451,3 +455,19 @@ def test_a_thousand_failures_over_three_workers_are_one_group_of_a_thousand(guni
     assert sum(w["count"] for w in runtime["workers"]) == 1000 and len(runtime["workers"]) >= 2
     detail = server.get(f"/api/admin/exceptions/{runtime['id']}", headers=bearer(viewer)).json()
     assert len(detail["samples"]) == SAMPLES
+
+    # redaction on the real server: query values, header values and cookies stay out of the samples
+    secrets = ("4111111111111111", "cookie-secret-value", "header-secret-value", "Bearer abc.def.ghi")
+    for _ in range(SAMPLES):
+        assert requests.get(server.url + "/demo/error?kind=lookup&card=4111111111111111", timeout=10,
+                            cookies={"session": "cookie-secret-value"},
+                            headers={"X-Api-Key": "header-secret-value", "Authorization": "Bearer abc.def.ghi"},
+                            ).status_code == 500
+    lookup = groups["KeyError"]["id"]
+
+    def sampled():
+        body = server.get(f"/api/admin/exceptions/{lookup}", headers=bearer(viewer))
+        return body.json()["total"] == 200 + SAMPLES and body
+    answer = wait_until(sampled, 20, message="the requests with secrets")
+    assert [s["query"] for s in answer.json()["samples"]] == [["card", "kind"]] * SAMPLES
+    assert not [secret for secret in secrets if secret in answer.text]
