@@ -10,7 +10,7 @@ from .cli import group
 from .core import cache as app_cache
 from .core import capability, embedded
 from .core import config as settings
-from .core.process import MASTER_ENV
+from .core.process import MASTER_ENV, release
 from .core.secrets import secret_key
 from .core.state import MonitorState
 from .core.store import Store
@@ -29,6 +29,8 @@ class Monitor:
         #: The Flask-Caching cache the host app uses (its hits and misses are counted).
         self.cache = app_cache.AppCache()
         self.role_loader_callback = None
+        self.request_user_callback = None
+        self.fingerprint_callback = None
         if app is not None:
             self.init_app(app)
 
@@ -42,9 +44,25 @@ class Monitor:
         self.role_loader_callback = callback
         return callback
 
+    def request_user(self, callback):
+        """Name who made a request: ``callback()``, called inside a host-app request, returns a name or None.
+
+        It is called only for what the monitor keeps one by one (a slow request, a sampled
+        exception), which then shows the name.
+        """
+        self.request_user_callback = callback
+        return callback
+
+    def exception_fingerprint(self, callback):
+        """Group exceptions your way: ``callback(exc)`` returns a string (the group's fingerprint) or None
+        (the default one: the type and the app's frames)."""
+        self.fingerprint_callback = callback
+        return callback
+
     def init_app(self, app):
         """Validate config, connect the shared store, register hooks, blueprints, CLI and capabilities."""
         settings.load(app.config, instance_path=app.instance_path)
+        app.config["MONITOR_RELEASE"] = release(app.config["MONITOR_RELEASE"], app.root_path)
         instance = app.config["MONITOR_INSTANCE_PATH"]
         os.makedirs(instance, mode=0o700, exist_ok=True)
         capabilities = capability.load(app.config["MONITOR_CAPABILITIES"])

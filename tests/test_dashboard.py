@@ -11,7 +11,7 @@ from bs4 import BeautifulSoup
 
 from monitor.core.state import state
 
-NAMES = ["metrics", "profiling", "cache", "cluster", "logs", "queries", "outgoing"]
+NAMES = ["metrics", "profiling", "cache", "cluster", "logs", "queries", "outgoing", "exceptions", "slow"]
 POLL = {"HX-Request": "true"}
 STATIC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "monitor", "static", "monitor")
 

@@ -169,7 +169,7 @@ def test_a_seventh_capability_is_one_package_and_one_entry(tmp_path, monkeypatch
         page = BeautifulSoup(fleet.get("/admin/", headers=bearer(viewer)).get_data(as_text=True), "html.parser")
         panels = [section["id"] for section in page.select("section.panel")]
         assert panels == ["panel-metrics", "panel-profiling", "panel-cache", "panel-cluster", "panel-logs",
-                          "panel-queries", "panel-outgoing", "panel-fake"]
+                          "panel-queries", "panel-outgoing", "panel-exceptions", "panel-slow", "panel-fake"]
         assert page.select_one("#fake").text == "greeting 7"
         assert fleet.get("/api/openapi.json", headers=bearer(viewer)).json["paths"]["/api/admin/fake"]
         assert fleet.post("/admin/panels/fake/ping", headers=bearer(viewer)).status_code == 403

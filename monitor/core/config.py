@@ -55,6 +55,14 @@ def optional_text(name, value):
     return str(value).strip() if value is not None else ""
 
 
+def release_name(name, value):
+    """Parse a release name: empty, or up to 100 printable characters."""
+    text = optional_text(name, value)
+    if len(text) > 100 or not text.isprintable():
+        raise ValueError
+    return text
+
+
 def number(lo, hi, kind=float):
     def parse(name, value):
         if isinstance(value, bool):
@@ -142,7 +150,8 @@ def _hostname():
 
 #: The capabilities an app runs unless MONITOR_CAPABILITIES says otherwise, in panel order.
 DEFAULT_CAPABILITIES = tuple(f"monitor.capabilities.{name}" for name in (
-    "metrics", "profiling", "cache", "cluster", "logs", "alerts", "queries", "outgoing"))
+    "metrics", "profiling", "cache", "cluster", "logs", "alerts", "queries", "outgoing", "exceptions", "slow",
+    "releases"))
 
 #: The core settings, in the order the docs list them; each capability adds its own.
 SETTINGS = [
@@ -159,6 +168,11 @@ SETTINGS = [
             "files), so they stay clear of the host app's own routes."),
     Setting("MONITOR_HOST_NAME", None, text, "a non-empty name",
             "The name this host shows in the fleet (default: the machine's hostname)."),
+    Setting("MONITOR_RELEASE", "", release_name, "empty, or a name of up to 100 printable characters",
+            "The release this app runs, as the fleet reports it (deploy markers, per-release figures, "
+            "the releases an exception was seen in). Empty: the first of SOURCE_VERSION, HEROKU_SLUG_COMMIT "
+            "and GIT_COMMIT that is set, else `git rev-parse --short HEAD` in the app's folder, else "
+            "`unknown`."),
     Setting("MONITOR_FLEET_NAME", "monitor", text, "a non-empty name",
             "The fleet's name, shown in the dashboard header."),
     Setting("MONITOR_KEY_PREFIX", "monitor", key_prefix, "a non-empty string without { or }",
@@ -254,6 +268,6 @@ def markdown_table():
             elif s.default == DEFAULT_CAPABILITIES:
                 default = f"the {len(DEFAULT_CAPABILITIES)} built-in capabilities"
             else:
-                default = "unset" if s.default in ("", None, ()) else f"`{s.default}`"
+                default = "unset" if s.default in ("", None, (), {}) else f"`{s.default}`"
             rows.append(f"| `{s.env_name}` | {default} | {s.accepts} | {s.doc} |")
     return "\n".join(rows)

@@ -1,6 +1,9 @@
-"""Who this process is (host, pid, worker id, start time, fleet membership) and its readings."""
+"""Who this process is (host, pid, worker id, start time, fleet membership, release) and its readings."""
+import functools
 import gc
+import hashlib
 import os
+import subprocess
 import time
 
 import psutil
@@ -9,13 +12,46 @@ import psutil
 MASTER_ENV = "MONITOR_MASTER_PID"
 #: CPU % is measured over at least this span; readers in between share the last measure.
 CPU_SPAN_S = 1.0
+#: Where a release is named when MONITOR_RELEASE is not set, in order: the build's commit on
+#: Heroku-like platforms and CI systems.
+RELEASE_ENV = ("SOURCE_VERSION", "HEROKU_SLUG_COMMIT", "GIT_COMMIT")
+UNKNOWN_RELEASE = "unknown"
+#: Longest release name kept (a longer one is cut).
+MAX_RELEASE = 100
+
+
+def release(configured, folder, environ=os.environ):
+    """Return the release this process runs: ``configured`` (MONITOR_RELEASE), else the first of
+    ``RELEASE_ENV`` set, else ``git rev-parse --short HEAD`` in ``folder`` (the app's), else "unknown"."""
+    for value in (configured, *(environ.get(name) for name in RELEASE_ENV)):
+        if value and value.strip():
+            return value.strip()[:MAX_RELEASE]
+    return _git_head(folder)
+
+
+@functools.lru_cache(maxsize=16)
+def _git_head(folder):
+    try:
+        found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True,
+                               text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):  # no git, no such folder, a hung repository
+        return UNKNOWN_RELEASE
+    head = found.stdout.strip()
+    return head[:MAX_RELEASE] if found.returncode == 0 and head else UNKNOWN_RELEASE
+
+
+def release_id(name):
+    """Return the short id of a release name, for Redis keys (a name may hold any character)."""
+    return hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
 
 
 class ProcessInfo:
     """Identity of the current process; recomputed after a fork."""
 
-    def __init__(self, host):
+    def __init__(self, host, release=UNKNOWN_RELEASE):
         self.host = host
+        #: The release this process runs (``release()``; the same in every process of an app).
+        self.release = release
         self.refresh()
 
     def refresh(self):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from flask_limiter import Limiter
 
     from ..capabilities.alerts.evaluator import Evaluator
+    from ..capabilities.exceptions.collect import Collector as ExceptionCollector
     from ..capabilities.logs.handler import StreamHandler
     from ..capabilities.metrics.collect import Recorder
     from ..capabilities.outgoing.collect import CallCollector
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from ..capabilities.profiling.memory import MemoryProfiler
     from ..capabilities.profiling.sessions import CpuSessions
     from ..capabilities.queries.collect import SqlCollector
+    from ..capabilities.slow.collect import SlowRequests
     from ..extension import Monitor
     from ..web.panel import Panel
     from ..web.urls import Urls
@@ -84,6 +86,10 @@ class MonitorState:
     alerts: Evaluator | None = None
     sql: SqlCollector | None = None
     outgoing: CallCollector | None = None
+    #: The exceptions capability's groups since the last flush (its sink is in ``exception_sinks``).
+    exceptions: ExceptionCollector | None = None
+    #: The slow-requests capability's thresholds and top lists (its sink is ``slow``).
+    slow_requests: SlowRequests | None = None
 
     def __init__(self, config, store, cache, capabilities):
         self.config = config
@@ -91,7 +97,7 @@ class MonitorState:
         self.cache = cache
         self.capabilities = {found.name: found for found in capabilities}
         self.panels = {}
-        self.process = ProcessInfo(config["MONITOR_HOST_NAME"])
+        self.process = ProcessInfo(config["MONITOR_HOST_NAME"], config["MONITOR_RELEASE"])
         self.flusher = Flusher(store, config["MONITOR_FLUSH_INTERVAL"])
         self.commands = Commands(store)
         self.features = {}

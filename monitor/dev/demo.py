@@ -40,7 +40,14 @@ def sleep():
 
 @bp.get("/error")
 def error():
+    """Fail: a RuntimeError, or with ``?kind=lookup`` a KeyError from another function (another exception group)."""
+    if request.args.get("kind") == "lookup":
+        return jsonify(price=_price("unknown item"))
     raise RuntimeError("demo error")
+
+
+def _price(item):
+    return {"apple": 1.25}[item]
 
 
 @bp.get("/cached/<key>")

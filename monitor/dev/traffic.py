@@ -12,7 +12,7 @@ import click
 MIX = (
     (40, lambda rnd: "/demo/hello"),
     (20, lambda rnd: f"/demo/sleep?ms={rnd.choice((5, 20, 50, 120, 300))}"),
-    (5, lambda rnd: "/demo/error"),
+    (5, lambda rnd: rnd.choice(("/demo/error", "/demo/error", "/demo/error?kind=lookup"))),
     (25, lambda rnd: f"/demo/cached/k{rnd.randrange(20)}"),
     (10, lambda rnd: "/demo/log?level={}&msg=traffic+{}".format(
         rnd.choice(("INFO", "INFO", "WARNING", "ERROR")), rnd.randrange(1000))),

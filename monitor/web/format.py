@@ -17,8 +17,8 @@ IEC = ("B", "KiB", "MiB", "GiB", "TiB")
 OUTCOMES = {
     "ok": "ok", "done": "ok", "accepted": "ok", "alive": "ok", "resolved": "ok", "managed": "ok",
     "failed": "bad", "refused": "bad", "forbidden": "bad", "unauthorized": "bad", "error": "bad",
-    "lost": "bad", "rate_limited": "bad", "firing": "bad", "stale": "bad",
-    "conflict": "warn", "not_found": "warn", "pending": "warn", "running": "warn", "stopping": "warn",
+    "lost": "bad", "rate_limited": "bad", "firing": "bad", "stale": "bad", "regression": "bad",
+    "conflict": "warn", "not_found": "warn", "pending": "warn", "running": "warn", "stopping": "warn", "open": "warn",
 }
 
 

@@ -20,9 +20,9 @@ The capabilities that need a look at host-app requests plug in here, each at one
 ``monitor.probe`` (on-demand profiling: ``probe.armed`` or ``probe.marker`` in the query
 string decide whether ``probe.wrap`` runs the request), ``monitor.exception_sinks`` (called
 only when a request raised), ``monitor.slow`` (``(threshold_ns, sink)``: the sink sees the
-requests that took at least the threshold) and ``monitor.threads`` (a dict the timing point
-keeps as thread id → rule label while a request runs, for a sampler). Each absent one costs
-a request nothing but the test that it is absent.
+requests that took at least the threshold, a raising one as a 500) and ``monitor.threads``
+(a dict the timing point keeps as thread id → rule label while a request runs, for a
+sampler). Each absent one costs a request nothing but the test that it is absent.
 
 The wrapper's own time (everything but the inner call) is added up, over one request in
 ``SAMPLE + 1``, in the recorder (``own_ns``, ``own_n``) for the metrics panel's "monitor's
@@ -108,6 +108,8 @@ def timing_point(app, dispatch, monitor):
                 threads.pop(ident, None)
             if record is not None:
                 record((label, req.method, 500, ended - started))
+            if ended - started >= slow_ns:
+                slow(req, label, 500, ended - started)
             for sink in monitor.exception_sinks:
                 sink(exc, req, label, ended - started)
             raise

@@ -1,10 +1,13 @@
 """axe-core (axe-playwright-python) finds no serious or critical violation on the monitor's pages,
-in the light and the dark theme, with every panel showing data: a firing alert, error rows, tables."""
+in the light and the dark theme, with every panel showing data: a firing alert, error rows, tables, exception
+groups and one group's samples, slow requests."""
 import json
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from test_dashboard_browser import login
+
+from support import bearer, wait_until
 
 PAGES = ("/admin/", "/admin/users", "/admin/audit", "/admin/account", "/admin/alerts/", "/admin/alerts/rules/new")
 
@@ -19,8 +22,8 @@ def serious(page):
 @pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_serious_or_critical_violation(page, gunicorn, make_user, store, scheme):
-    server = gunicorn(workers=1)
-    for path in ("/demo/hello", "/demo/cached/k1", "/demo/sleep?ms=5", "/demo/error",
+    server = gunicorn(workers=1, env={"MONITOR_SLOW_ENDPOINTS": "/demo/sleep=1"})
+    for path in ("/demo/hello", "/demo/cached/k1", "/demo/sleep?ms=5", "/demo/error", "/demo/error?kind=lookup",
                  "/demo/log?level=WARNING&msg=warned", "/demo/log?level=ERROR&msg=failed"):
         server.get(path)
     alert = {"id": "worker_rss-100", "rule": "worker_rss", "title": "worker RSS", "state": "firing",
@@ -30,8 +33,11 @@ def test_no_serious_or_critical_violation(page, gunicorn, make_user, store, sche
 
     page.goto(server.url + "/login")
     assert serious(page) == [], "login"
-    login(page, server, make_user("admin"))
-    for path in PAGES:
+    admin = make_user("admin")
+    login(page, server, admin)
+    groups = wait_until(lambda: server.get("/api/admin/exceptions", headers=bearer(admin)).json()["groups"], 10,
+                        message="exception groups")
+    for path in (*PAGES, f"/admin/?exc_group={groups[0]['id']}"):  # a group's samples and tracebacks too
         page.goto(server.url + path)
         page.wait_for_timeout(1200)  # charts drawn, times shown in local time
         assert serious(page) == [], path

@@ -13,6 +13,8 @@ from collections import Counter
 import pytest
 from playwright.sync_api import expect
 
+from support import bearer
+
 HIDE = """() => {
   Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
   Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
@@ -57,7 +59,7 @@ def test_panels_poll_and_pause_while_hidden(page, gunicorn, make_user):
     polls = []
     page.on("request", lambda request: "/admin/panels/" in request.url and polls.append(time.monotonic()))
     login(page, server, make_user("viewer"))
-    for name in ("metrics", "profiling", "cache", "cluster", "logs", "queries", "outgoing"):
+    for name in ("metrics", "profiling", "cache", "cluster", "logs", "queries", "outgoing", "exceptions", "slow"):
         assert page.locator(f"#panel-{name}").is_visible()
     page.wait_for_timeout(6500)  # longer than one polling interval of each
     assert len(polls) >= 4, "the metrics, cluster, alerts and log tail poll"
@@ -157,16 +159,18 @@ def test_the_view_lives_in_the_url_and_survives_a_reload(page, gunicorn, make_us
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_page_scrolls_sideways_at_390_px_and_the_header_is_one_line(page, gunicorn, make_user, scheme):
-    server = gunicorn(workers=1)
+    server = gunicorn(workers=1, env={"MONITOR_SLOW_ENDPOINTS": "/demo/sleep=1"})
     for path in ("/demo/hello", "/demo/cached/k1", "/demo/sleep?ms=5", "/demo/error"):
         server.get(path)
     page.set_viewport_size({"width": 390, "height": 844})
     page.emulate_media(color_scheme=scheme)
     page.goto(server.url + "/login")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    login(page, server, make_user("admin"))
+    admin = make_user("admin")
+    login(page, server, admin)
     page.wait_for_timeout(1500)
-    for path in ("/admin/", "/admin/users", "/admin/audit", "/admin/account"):
+    group = server.get("/api/admin/exceptions", headers=bearer(admin)).json()["groups"][0]["id"]
+    for path in ("/admin/", "/admin/users", "/admin/audit", "/admin/account", f"/admin/?exc_group={group}"):
         page.goto(server.url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width)

@@ -166,7 +166,8 @@ def test_the_default_rules_are_created_once_from_the_settings(app_config, store)
     app = create_app({**app_config, "MONITOR_ALERT_ERROR_RATE": 0.1, "MONITOR_ALERT_WINDOW": 120,
                       "MONITOR_ALERT_PENDING_S": 15})
     found = rules_module.load(store, app.config)
-    assert sorted(found) == ["error_rate", "heartbeat", "latency_p95", "redis", "rss_growth", "worker_rss"]
+    assert sorted(found) == ["error_rate", "exception_new", "exception_regression", "heartbeat", "latency_p95",
+                             "redis", "rss_growth", "worker_rss"]
     assert found["error_rate"] == {
         "id": "error_rate", "name": "5xx rate", "metric": "error_rate", "params": {}, "scope": "fleet", "op": ">",
         "threshold": 0.1, "window_s": 120, "for_s": 15.0, "resolve": {"threshold": None, "for_s": 60.0},
@@ -282,7 +283,7 @@ def test_an_edit_counts_from_the_next_round(app, client, admin, quiet, store):
     assert store.redis.hget(store.key("alerts", "state"), created["id"]) is None
     history = [json.loads(h) for h in store.redis.lrange(store.key("alerts", "history"), 0, -1)]
     assert [(h["rule"], h["event"]) for h in history] == [(created["id"], "resolved"), (created["id"], "firing")]
-    assert quiet.alerts.cost["sources"] >= 1 and quiet.alerts.cost["rules"] == 7
+    assert quiet.alerts.cost["sources"] >= 1 and quiet.alerts.cost["rules"] == 9  # the 8 default ones and busy
 
 
 def test_endpoint_scope_reads_that_endpoint_only(app, client, admin, quiet, store):
@@ -445,6 +446,19 @@ def test_a_single_change_reads_as_before_groups(app, client, admin, hook):
     assert hook.received[0]["text"] == "[FIRING] errors: 5xx rate 100.0% over 6 requests (limit > 50.0%)"
     assert hook.received[0]["alert"]["rule"] == rule["id"] and hook.received[0]["alert"]["severity"] == "warning"
 
+
+def test_a_new_exception_group_is_told_through_the_channels(app, client, admin, hook):
+    web = add_channel(client, admin, name="hook", kind="webhook", url=hook.url)
+    rule = add_rule(client, admin, name="new groups", metric="exception_groups_new", threshold=0, window_s=300,
+                    channels=[web["id"]])
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    drive(app, client, *["/demo/error"] * 3, "/demo/error?kind=lookup")
+    evaluate(app)
+    wait_until(lambda: hook.received, message="the firing message")
+    told = hook.received[0]
+    assert told["alert"]["rule"] == rule["id"] and told["event"] == "firing"
+    assert told["text"].startswith("[FIRING] new groups: new exception groups 2") and "KeyError, RuntimeError" in \
+        told["text"], told["text"]
 
 # ---------------------------------------------------------------- formats, the test button, retries
 
@@ -801,7 +815,7 @@ def test_viewers_read_the_rules_page_without_editing(app, client, auth, make_use
     auth.login(make_user("viewer"))
     state(app).flusher.stop(flush=False)
     soup = BeautifulSoup(client.get("/admin/alerts/").get_data(as_text=True), "html.parser")
-    assert len(soup.select("tr[data-rule]")) == 6 and soup.select("#channels") == []
+    assert len(soup.select("tr[data-rule]")) == 8 and soup.select("#channels") == []
     assert not soup.select('a[href^="/admin/alerts/rules/"]')
     assert client.get("/admin/alerts/rules/new").status_code == 403
     assert client.get("/admin/alerts/part/channels").status_code == 403

@@ -312,7 +312,8 @@ def test_panel_shows_totals_sortable_table_charts_and_own_cost(app, client, auth
     sort_link = soup.select_one("table.metrics-endpoints th a")
     assert "sort=endpoint" in sort_link["href"] and "window=300" in sort_link["hx-get"]
     series = json.loads(soup.select_one("script#metrics-series[type='application/json']").string)
-    assert set(series) == {"t", "requests", "errors", "p95_ms"} and len(series["t"]) == len(series["requests"]) >= 30
+    assert set(series) == {"t", "requests", "errors", "p95_ms", "markers"} and \
+        len(series["t"]) == len(series["requests"]) >= 30 and series["markers"] == []
     assert sum(series["requests"]) * 10 == pytest.approx(6, abs=0.01)  # per second, from 10 s buckets
     assert [c["data-chart"] for c in soup.select(".chart")] == ["traffic", "latency"]
     assert soup.select_one('#metrics-window option[selected]')["value"] == "300"

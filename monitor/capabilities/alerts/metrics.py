@@ -310,3 +310,35 @@ def log_lines(ctx, rule):
 def redis_unreachable(ctx, rule):
     """1 while Redis does not answer: judged in memory by the last evaluator (nobody reads rules then)."""
     return Reading(0, where="Redis answers")
+
+
+# ---------------------------------------------------------------- exceptions, slow requests
+
+
+def _groups_where(groups):
+    names = sorted({group["type"] for group in groups})
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") if names else "none"
+
+
+@metric("exception_groups_new", "new exception groups", "count", "exceptions")
+def exception_groups_new(ctx, rule):
+    """Exception groups first seen within the window."""
+    found = ctx.read(("exceptions new", rule.window_s), lambda: ctx.capability("exceptions").new_groups(
+        ctx.monitor, since=ctx.now - rule.window_s, until=ctx.now))
+    return Reading(len(found), where=_groups_where(found))
+
+
+@metric("exception_regressions", "exception regressions", "count", "exceptions", past=False)
+def exception_regressions(ctx, rule):
+    """Resolved exception groups that came back in a release they had not been seen in (until resolved again)."""
+    found = ctx.read("exceptions regressions", lambda: ctx.capability("exceptions").regressions(ctx.monitor))
+    return Reading(len(found), where=_groups_where(found))
+
+
+@metric("slow_requests", "slow requests", "count", "slow", ("fleet", "endpoint"))
+def slow_requests(ctx, rule):
+    """Requests over their endpoint's slow threshold within the window (of one endpoint)."""
+    method, path = _endpoint(rule.scope_value) if rule.scope_kind == "endpoint" else (None, None)
+    n = ctx.read(("slow", rule.window_s, method, path), lambda: ctx.capability("slow").count(
+        ctx.monitor, rule.window_s, ctx.now, method, path))
+    return Reading(n, where=_scope_name(rule))

@@ -60,7 +60,8 @@ def clears_at(op, threshold):
 
 
 def defaults(config):
-    """Return the six rules a fleet starts with, from the ``MONITOR_ALERT_*`` settings."""
+    """Return the rules a fleet starts with, from the ``MONITOR_ALERT_*`` settings: six, and two on its
+    exception groups when the exceptions capability runs."""
     def rule(rule_id, name, metric, threshold, severity, min_requests=0):
         return {"id": rule_id, "name": name, "metric": metric, "params": {}, "scope": "fleet", "op": ">",
                 "threshold": float(threshold), "window_s": config["MONITOR_ALERT_WINDOW"],
@@ -76,7 +77,10 @@ def defaults(config):
         rule("rss_growth", "RSS growth (leak)", "rss_growth", config["MONITOR_ALERT_RSS_GROWTH_MB_H"], "warning"),
         rule("heartbeat", "missing heartbeats", "stale_heartbeats", 0, "critical"),
         rule("redis", "Redis unreachable", "redis_unreachable", 0, "critical"),
-    ]
+    ] + ([
+        rule("exception_new", "new exception group", "exception_groups_new", 0, "warning"),
+        rule("exception_regression", "exception regression", "exception_regressions", 0, "critical"),
+    ] if "monitor.capabilities.exceptions" in config["MONITOR_CAPABILITIES"] else [])
 
 
 # ---------------------------------------------------------------- validation

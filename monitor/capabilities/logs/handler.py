@@ -5,18 +5,16 @@ in-process deque; it never does I/O, never blocks, and counts what it drops when
 is full. The flusher's shipper XADDs the buffered records to one stream capped by
 ``MONITOR_LOG_MAXLEN`` (approximate MAXLEN).
 
-The handler sits on no logger: it sees each record as logging makes it (a record factory
-wrapped around the one in place), so every record that a logger's level lets through
-reaches it, and the host app's logging is as the app set it up. A handler on the root
-logger would not be: ``logging.basicConfig()`` does nothing once the root has a handler,
-and Flask's and werkzeug's default stderr handlers and Python's last resort step aside
-for any handler they find.
+The handler sits on no logger: it sees each record as logging makes it (a watcher of
+``core.records``, the one record-factory wrapper), so every record that a logger's level
+lets through reaches it, and the host app's logging is as the app set it up.
 """
 import collections
 import logging
 import os
 import threading
 
+from ...core import records
 from ...core.flusher import Flusher
 from ...core.secrets import PRIVATE
 from ...web.request_id import request_id
@@ -122,28 +120,12 @@ def install(host, capacity, maxlen, level):
     """Make the process's handler and have it see every record made from now on (it replaces the
     one before, e.g. inherited through a fork)."""
     handler = StreamHandler(host, capacity, maxlen, level)
-    _capture[0] = handler
-    factory = logging.getLogRecordFactory()
-    if not getattr(factory, "monitor_capture", False):
-        logging.setLogRecordFactory(_capturing(factory))
-    return handler
 
-
-#: The handler that records go to (one per process; the latest ``install`` wins).
-_capture = [None]
-
-
-def _capturing(make_record):
-    """Wrap a record factory so that the installed handler sees each record it makes."""
-    def make_and_capture(*args, **kwargs):
-        record = make_record(*args, **kwargs)
-        handler = _capture[0]
-        # logging.makeLogRecord() first makes a record without a name or level: not a log call.
-        if record.name and record.levelno >= handler.level:
+    def capture(record):
+        if record.levelno >= handler.level:
             handler.handle(record)
-        return record
-    make_and_capture.monitor_capture = True
-    return make_and_capture
+    records.watch("logs", capture)
+    return handler
 
 
 def install_master(store, settings, host):

@@ -31,7 +31,7 @@ class LogsPanel(Panel):
     name = "logs"
     title = "Alerts & logs"
     poll = ""
-    params = ("level", "q", "host", "pid")
+    params = ("level", "q", "host", "pid", "request_id")
     actions = {"ack": ("operator", "ack"), "silence": ("operator", "silence"), "unsilence": ("operator", "unsilence")}
     parts = {"alerts": "alerts_part", "tail": "tail"}
 

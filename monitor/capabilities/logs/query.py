@@ -9,6 +9,8 @@ from .handler import LEVELS, stream_key
 
 #: Stream entries one read scans at most; past it the answer's ``next`` continues the scan.
 SCAN_LIMIT = 20000
+#: A request id (``web/request_id.py``): the process id and a counter, in hex.
+REQUEST_ID_RE = re.compile(r"[0-9a-f]{1,8}-[0-9a-f]{1,16}")
 
 
 def _level(args):
@@ -36,6 +38,13 @@ def _pid(args):
     return None if pid is None else int(pid)
 
 
+def _request_id(args):
+    rid = (args.get("request_id") or "").strip() or None
+    if rid is not None and not REQUEST_ID_RE.fullmatch(rid):
+        raise Refused("request_id is a request id, such as 1f3a-2c")
+    return rid
+
+
 def _before(args):
     before = args.get("before") or None
     if before and not CURSOR_RE.fullmatch(before):
@@ -43,7 +52,7 @@ def _before(args):
     return before
 
 
-FILTERS = {"level": _level, "q": _q, "host": _host, "pid": _pid, "before": _before}
+FILTERS = {"level": _level, "q": _q, "host": _host, "pid": _pid, "request_id": _request_id, "before": _before}
 
 
 def parse_filters(args, errors=None):
@@ -64,8 +73,10 @@ def parse_filters(args, errors=None):
     return filters
 
 
-def _matches(fields, min_level, needle, host, pid):
+def _matches(fields, min_level, needle, host, pid, rid=None):
     if LEVELS.get(fields.get("level"), 0) < min_level:
+        return False
+    if rid is not None and fields.get("request_id") != rid:
         return False
     if host is not None and fields.get("host") != host:
         return False
@@ -77,9 +88,9 @@ def _matches(fields, min_level, needle, host, pid):
     return True
 
 
-def query(store, level="DEBUG", q="", host=None, pid=None, limit=100, before=None, after=None):
+def query(store, level="DEBUG", q="", host=None, pid=None, request_id=None, limit=100, before=None, after=None):
     """Return ``{"entries": [...], "next": cursor|None}``, newest first, older than ``before``
-    (and, for a tail, newer than ``after``)."""
+    (and, for a tail, newer than ``after``); ``request_id``: the lines one request logged."""
     min_level, needle = LEVELS[level], q.lower()
     key = stream_key(store)
     entries, cursor, scanned = [], before, 0
@@ -94,7 +105,7 @@ def query(store, level="DEBUG", q="", host=None, pid=None, limit=100, before=Non
         for entry_id, fields in raw:
             cursor = entry_id
             scanned += 1
-            if _matches(fields, min_level, needle, host, pid):
+            if _matches(fields, min_level, needle, host, pid, request_id):
                 entries.append(_entry(entry_id, fields))
                 if len(entries) == limit:
                     break

@@ -21,5 +21,7 @@ def paths(config):
                 query("q", {"type": "string", "maxLength": 200}, "text in message, logger or exception"),
                 query("host", STR, "only this host"),
                 query("pid", {"type": "string", "pattern": "^([0-9]{1,10})?$"}, "only this process id"),
+                query("request_id", {"type": "string", "pattern": "^([0-9a-f]{1,8}-[0-9a-f]{1,16})?$"},
+                      "only the lines of this request (an exception sample's or a slow request's request_id)"),
                 LIMIT, query("before", CURSOR, "cursor: the `next` of the previous page")])},
     }

@@ -2,12 +2,13 @@
 
 ``collect`` holds the hot path's in-process aggregates, ``histogram`` and ``codec`` the
 mergeable numbers and their bytes, ``layout`` the Redis keys and tiers, ``ship`` the
-flusher's writes, ``compact`` the merges and roll-ups in Redis, ``query`` the read side;
+flusher's writes, ``compact`` the merges and roll-ups in Redis, ``query`` the read side,
+``releases`` the per-release figures;
 ``api``, ``prometheus`` (``GET /metrics``), ``panel`` and ``spec`` are its surfaces.
 """
 from ...core.capability import Capability
 from ...core.config import Setting, number
-from . import api, prometheus, query, spec
+from . import api, prometheus, query, releases, spec
 from .collect import Recorder
 from .panel import MetricsPanel
 from .ship import Shipper
@@ -38,6 +39,10 @@ class Metrics(Capability):
     def window(self, monitor, window_s, host=None, now=None):
         """Return the fleet's (or one host's) metrics over the last ``window_s`` s: the GET metrics body."""
         return query.query(monitor.store, window_s, host=host, now=now)
+
+    def compare_releases(self, monitor, release, previous, deployed_at):
+        """Return each endpoint's p95 and error rate over ``release``'s run against ``previous``'s (``releases``)."""
+        return releases.compare(monitor.store, release, previous, deployed_at)
 
 
 capability = Metrics()

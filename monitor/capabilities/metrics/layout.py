@@ -19,6 +19,8 @@ Every key is under ``key("m", ...)`` and has a TTL:
   not the flushes.
 - ``m:t`` list of records, rows (endpoint, method, class), counts only: the lifetime totals
   (the Prometheus counters).
+- ``m:r:<release id>`` list of records, rows (endpoint, method, class) with histograms: a
+  release's whole run (``releases``).
 - ``m:lock:<kind>:<tier>:<start>`` a merge's lock; ``m:sample:<host>:<pid>`` a worker's last
   sample (JSON); ``m:workers`` zset of ``host|pid`` by last sample time.
 """

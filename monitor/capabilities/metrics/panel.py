@@ -2,6 +2,8 @@
 
 The charts are uPlot's (drawn by ``monitor.js``), fed by a JSON data island in the fragment:
 the fragment stays the one thing a poll fetches, and its ETag covers the chart data too.
+With the releases capability, the charts mark each deploy with a vertical line and the panel
+compares the newest deploy's release with the one before (``releases.py``).
 """
 from ...web import hooks
 from ...web.panel import Panel
@@ -19,12 +21,14 @@ def _choice(args, name, allowed, default):
     return value if value in allowed else default
 
 
-def series(points, tier):
-    """Return the chart data island: times, and requests and errors per second, and p95 ms, per point."""
+def series(points, tier, markers=()):
+    """Return the chart data island: times, and requests and errors per second, and p95 ms, per point;
+    the deploy markers (time and release) in its span."""
     return {"t": [p["t"] for p in points],
             "requests": [round(p["requests"] / tier, 3) for p in points],
             "errors": [round(p["errors"] / tier, 3) for p in points],
-            "p95_ms": [p["p95_ms"] for p in points]}
+            "p95_ms": [p["p95_ms"] for p in points],
+            "markers": [{"t": m["t"], "label": m["release"]} for m in markers]}
 
 
 class MetricsPanel(Panel):
@@ -49,13 +53,18 @@ class MetricsPanel(Panel):
         for row in rows:
             key, count = (row["endpoint"], row["method"]), row["count"]
             row["per_request"] = [round(totals.get(key, 0) / count, 2) if count else 0 for _, totals in columns]
-        chart = series(data["series"], data["resolution_s"]["series"])
+        releases = monitor.capabilities.get("releases")
+        start = data["series"][0]["t"] if data["series"] else data["generated_at"] - window
+        markers = releases.markers(monitor, start, data["generated_at"]) if releases else []
+        comparison = releases.comparison(monitor) if releases else None
+        chart = series(data["series"], data["resolution_s"]["series"], markers)
         return {
             "data": data, "rows": rows, "sort": sort, "window": window, "windows": WINDOWS,
             "per_request": [label for label, _ in columns],
             "worker": target, "workers": workers, "hosts": sorted({h for h, _ in workers}),
             "series": chart, "peaks": {name: max((v for v in values if v is not None), default=0)
-                                       for name, values in chart.items() if name != "t"},
+                                       for name, values in chart.items() if name not in ("t", "markers")},
+            "markers": markers, "comparison": comparison,
             "redis_bytes": query.redis_bytes(store), "sample_every": hooks.SAMPLE + 1,
             "query": {"window": window, "worker": target, "sort": sort},
         }

@@ -17,7 +17,7 @@ from collections import deque
 import numpy as np
 
 from ...core.process import host_sample
-from . import codec, layout
+from . import codec, layout, releases
 from .compact import EVERY, Compactor
 
 #: Unsent closed buckets a worker keeps per tier while Redis is unreachable.
@@ -73,6 +73,7 @@ class Shipper:
         self.recorder = recorder
         self.pending = {kind: {} for kind in layout.TIERS}  # kind → {(tier, start): delta not yet sent}
         self.totals = {}
+        self.by_release = {}  # this worker's delta not yet appended to its release's list
         self.expiring = {}  # list name → bucket end, for the lists whose EXPIREAT was sent
         self.pruned = 0.0
         self.grace = 2 * monitor.flusher.interval + 1
@@ -111,8 +112,10 @@ class Shipper:
             self._hold(kind, now, delta)
         if delta:
             self.totals = combine(self.totals, delta) if self.totals else delta
+            self.by_release = combine(self.by_release, delta) if self.by_release else delta
         pending, self.pending = self.pending, {kind: {} for kind in layout.TIERS}
         totals, self.totals = self.totals, {}
+        by_release, self.by_release = self.by_release, {}
         encoded = {}  # the kinds mostly share one delta: each record is encoded once
         queued = []
         for kind, buckets in pending.items():
@@ -131,6 +134,11 @@ class Shipper:
             name = store.key("m", "t")
             pipe.rpush(name, codec.encode(codec.group(totals, tuple, histogram=False)))
             pipe.expire(name, TOTAL_TTL)
+        if by_release:
+            name = releases.key(store, process.release)
+            # mostly the very delta of this tick's finest "d" bucket, encoded above already
+            pipe.rpush(name, encoded.get(("d", id(by_release))) or codec.encode(by_release))
+            pipe.expire(name, releases.RELEASE_TTL)
         if now >= self.pruned + 60:  # forget the buckets that closed a while ago
             self.expiring = {name: end for name, end in self.expiring.items() if end > now - 60}
             self.pruned = now
@@ -143,6 +151,8 @@ class Shipper:
                     self.pending[kind][key] = acc if held is None else combine(acc, held)
             if totals:
                 self.totals = combine(totals, self.totals) if self.totals else totals
+            if by_release:
+                self.by_release = combine(by_release, self.by_release) if self.by_release else by_release
             for name in queued:
                 self.expiring.pop(name, None)
         return undo

@@ -8,7 +8,7 @@
 // - Each panel says when its data is stale ("stale since 12:01:07, retrying") or why its
 //   last poll failed; the header badge's count prefixes the page title.
 // - <time data-ts> shows the viewer's local time and its age; charts are drawn by uPlot
-//   from the metrics panel's JSON data island.
+//   from the metrics panel's JSON data island, deploys as dashed vertical lines.
 (function () {
   "use strict";
 
@@ -240,11 +240,31 @@
       return pad(d.getHours()) + ":" + pad(d.getMinutes()) + (span < 600 ? ":" + pad(d.getSeconds()) : "");
     });
   }
-  function draw(id, columns, series, format) {
+  // Deploy markers: a dashed vertical line at each, its release named at the top.
+  function drawMarkers(u) {
+    var ctx = u.ctx, box = u.bbox;
+    (u.monitorMarkers || []).forEach(function (marker) {
+      var x = Math.round(u.valToPos(marker.t, "x", true));
+      if (x < box.left || x > box.left + box.width) return;
+      ctx.save();
+      ctx.strokeStyle = ctx.fillStyle = cssVar("--muted");
+      ctx.lineWidth = 1;
+      ctx.setLineDash([4, 3]);
+      ctx.beginPath();
+      ctx.moveTo(x + 0.5, box.top);
+      ctx.lineTo(x + 0.5, box.top + box.height);
+      ctx.stroke();
+      ctx.font = Math.round(11 * devicePixelRatio) + "px system-ui, sans-serif";
+      ctx.fillText(String(marker.label).slice(0, 24), x + 4, box.top + 12 * devicePixelRatio);
+      ctx.restore();
+    });
+  }
+  function draw(id, columns, series, format, markers) {
     var host = document.getElementById(id);
     if (!host) return;
     var chart = charts[id];
     if (chart && host.contains(chart.root)) {
+      chart.monitorMarkers = markers;
       chart.setData(columns);
       latest(chart);
       return;
@@ -263,8 +283,10 @@
              Object.assign({size: 60, values: function (u, ticks) { return ticks.map(format); }}, axis)],
       legend: {live: true},
       cursor: {drag: {x: false, y: false}},
-      hooks: {setCursor: [latest]}
+      hooks: {setCursor: [latest], draw: [drawMarkers]}
     }, columns, host);
+    charts[id].monitorMarkers = markers;
+    charts[id].redraw();
     latest(charts[id]);
   }
   // Away from the cursor, the legend shows the newest values rather than dashes.
@@ -277,8 +299,8 @@
     var data = JSON.parse(island.textContent);
     draw("chart-traffic", [data.t, data.requests, data.errors],
          [{label: "requests", colour: "--chart-1"}, {label: "server errors", colour: "--chart-2"}],
-         function (v) { return v == null ? "–" : number(v) + "/s"; });
-    draw("chart-latency", [data.t, data.p95_ms], [{label: "p95", colour: "--chart-1"}], latency);
+         function (v) { return v == null ? "–" : number(v) + "/s"; }, data.markers);
+    draw("chart-latency", [data.t, data.p95_ms], [{label: "p95", colour: "--chart-1"}], latency, data.markers);
   }
   if (window.ResizeObserver) {
     new ResizeObserver(function () {
