@@ -31,7 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
 
-from bench_request_cost import SECRET_KEY, environ_for  # noqa: E402
+from bench_request_cost import SECRET_KEY, caller  # noqa: E402
 
 ROUNDS = 7
 REQUESTS = 20_000
@@ -53,26 +53,6 @@ def make_app(kind, instance):
     return create_app(config)
 
 
-def runner(app, path, expected):
-    """Return ``run(n)``: n GET requests of ``path`` through ``app``, each answering ``expected``, read whole."""
-    template = environ_for(path)
-    statuses = []
-
-    def start_response(status, headers, exc_info=None):
-        statuses.append(status)
-
-    def run(n):
-        for _ in range(n):
-            body = app(dict(template), start_response)
-            for _chunk in body:
-                pass
-            body.close()
-        if len(statuses) != n or set(statuses) != {expected}:
-            raise RuntimeError(f"{path} answered {set(statuses)}")
-        statuses.clear()
-    return run
-
-
 def child(kind):
     """Serve the parent's rounds (``hello N``, ``error N``, ``stats``) on stdin, one answer line each."""
     from monitor.core.state import state
@@ -82,7 +62,7 @@ def child(kind):
     app = make_app(kind, instance)
     monitor = state(app)
     shipped = count_shipping(monitor)
-    hello, error = runner(app, "/demo/hello", "200 OK"), runner(app, "/demo/error", "500 INTERNAL SERVER ERROR")
+    hello, error = caller(app, "/demo/hello"), caller(app, "/demo/error", "500 INTERNAL SERVER ERROR")
     hello(1000)  # warm-up: first-request work, caches, the flusher's start
     error(10)
     print("ready", flush=True)

@@ -79,8 +79,8 @@ def environ_for(path):
     }
 
 
-def caller(app, path=PATH):
-    """Return ``run(n)``: n requests through ``app``; each answer must be 200 and is read whole."""
+def caller(app, path=PATH, expected="200 OK"):
+    """Return ``run(n)``: n requests through ``app``; each answer must be ``expected`` and is read whole."""
     template = environ_for(path)
     statuses = []
 
@@ -95,7 +95,7 @@ def caller(app, path=PATH):
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-        if len(statuses) != n or set(statuses) != {"200 OK"}:
+        if len(statuses) != n or set(statuses) != {expected}:
             raise RuntimeError(f"{path} answered {set(statuses)}")
         statuses.clear()
     return run
