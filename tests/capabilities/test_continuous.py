@@ -9,7 +9,9 @@ import threading
 import time
 from functools import partial
 
+import psutil
 import pytest
+import redis
 from bs4 import BeautifulSoup
 from flask import jsonify
 
@@ -101,6 +103,27 @@ def test_on_a_thread_samples_only_while_a_request_runs(app, client, blocking):
     monitor.flusher.stop(flush=False)
     monitor.sampler.thread.join(2)
     assert not monitor.sampler.running  # it stops with the flusher
+
+
+def test_off_means_off_in_a_real_worker(gunicorn, prefix, redis_url):
+    """Under gunicorn, a worker with MONITOR_CONTINUOUS_HZ=0 runs one thread fewer than one sampling at 19 Hz
+    after the same requests, and its fleet writes no continuous profile; the sampling one's does."""
+    servers = {hz: gunicorn(workers=1, name=f"hz{hz}", env={"MONITOR_CONTINUOUS_HZ": str(hz),
+                                                              "MONITOR_KEY_PREFIX": f"{prefix}hz{hz}"})
+               for hz in (0, 19)}
+    for server in servers.values():
+        server.wait_workers(1)
+        for _ in range(5):
+            assert server.get("/demo/sleep?ms=100").json() == {"slept_ms": 100}
+    threads = {hz: psutil.Process(server.worker_pids()[0]).num_threads() for hz, server in servers.items()}
+    assert threads[19] == threads[0] + 1, threads  # the sampler is the only difference
+    for server in servers.values():
+        server.stop()  # the last flush ships the current minute
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    written = {hz: sorted(raw.scan_iter(match=f"{{{prefix}hz{hz}}}:c:*", count=1000)) for hz in servers}
+    assert written[0] == []
+    assert raw.zrange(f"{{{prefix}hz19}}:c:endpoints", 0, -1) == ["/demo/sleep"]
+    assert any(":c:" in name and name.count(":") == 4 for name in written[19])  # a minute list
 
 
 # ---------------------------------------------------------------- folding
