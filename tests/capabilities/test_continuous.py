@@ -16,6 +16,7 @@ from bs4 import BeautifulSoup
 from flask import jsonify
 
 from monitor import create_app
+from monitor.api.openapi import spec
 from monitor.capabilities.continuous import codec, layout, query, render
 from monitor.capabilities.continuous.sampler import MAX_DEPTH, Sampler
 from monitor.capabilities.continuous.ship import Shipper
@@ -428,6 +429,14 @@ def test_the_api_answers_a_tree_speedscope_and_collapsed_stacks(app, client, mak
     assert [frames[i] for i in profile["samples"][0]] == [
         {"name": "/demo/sleep"}, {"name": "Flask.full_dispatch_request", "file": "flask/app.py"},
         {"name": "sleep", "file": "monitor/dev/demo.py"}]
+
+
+def test_the_route_is_in_the_openapi_document():
+    operation = spec()["paths"]["/api/admin/profiler/continuous"]["get"]
+    params = {param["name"]: param["schema"] for param in operation["parameters"]}
+    assert params["format"]["enum"] == ["json", "speedscope", "collapsed"]
+    assert params["window"]["maximum"] == 7 * 86400 and {"until", "endpoint", "compare"} <= set(params)
+    assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/plain"}
 
 
 @pytest.mark.parametrize("query_string, detail", [
