@@ -41,11 +41,25 @@ def manual(app):
     return monitor
 
 
-def blocked_request(client, path):
-    """Start ``client.get(path)`` in a thread; return it (its view waits for ``release``)."""
-    thread = threading.Thread(target=client.get, args=(path,))
+def blocked_request(client, path, headers=None, into=None):
+    """Start ``client.get(path)`` in a thread; return it (its view waits for ``release``; the body goes to ``into``)."""
+    def get():
+        body = client.get(path, headers=headers).get_data(as_text=True)
+        if into is not None:
+            into.append(body)
+    thread = threading.Thread(target=get)
     thread.start()
     return thread
+
+
+def sample_once(monitor, client, path, entered, release, headers=None, into=None):
+    """Sample once while a request to ``path`` waits in its view (``entered``, ``release``: its events, reset after)."""
+    request = blocked_request(client, path, headers, into)
+    entered.wait(5)
+    monitor.sampler.sample(time.time())
+    release.set()
+    request.join(5)
+    entered.clear(), release.clear()
 
 
 @pytest.fixture
@@ -136,11 +150,7 @@ def test_a_stack_is_folded_root_first_below_the_timing_point(app, client, blocki
     monitor = manual(app)
     sampler = monitor.sampler
     assert sampler.root is app.full_dispatch_request.__code__
-    request = blocked_request(client, "/blocking")
-    entered.wait(5)
-    sampler.sample(time.time())
-    release.set()
-    request.join(5)
+    sample_once(monitor, client, "/blocking", entered, release)
     ((label, stack), count), = [item for item in sampler.counts.items() if item[0][0] == "/blocking"]
     assert count == 1 and stack[:2] == ("flask/app.py:Flask.full_dispatch_request", "flask/app.py:Flask.dispatch_request")
     view = stack.index("test_continuous.py:blocking.<locals>.blocking_view")  # its sys.path entry: tests/capabilities
@@ -160,11 +170,7 @@ def test_line_numbers_are_kept_when_asked(app_config):
     client = app.test_client()
     client.get("/demo/hello")
     monitor = manual(app)
-    request = blocked_request(client, "/waits")
-    entered.wait(5)
-    monitor.sampler.sample(time.time())
-    release.set()
-    request.join(5)
+    sample_once(monitor, client, "/waits", entered, release)
     stack = next(stack for label, stack in monitor.sampler.counts if label == "/waits")
     assert re.fullmatch(r"flask/app\.py:Flask\.full_dispatch_request:\d+", stack[0])
     assert any(re.fullmatch(r"test_continuous\.py:.*waits:\d+", frame) for frame in stack)
@@ -177,21 +183,10 @@ def test_an_on_demand_session_leaves_the_stacks_as_they_are(app, client, blockin
     admin = make_user("admin")
     client.get("/demo/hello")
     monitor = manual(app)
-    request = blocked_request(client, "/blocking")
-    entered.wait(5)
-    monitor.sampler.sample(time.time())
-    release.set()
-    request.join(5)
+    sample_once(monitor, client, "/blocking", entered, release)
     plain = next(stack for label, stack in monitor.sampler.counts if label == "/blocking")
-    entered.clear(), release.clear()
     report = []
-    profiled = threading.Thread(target=lambda: report.append(
-        client.get("/blocking?_profile=1", headers=bearer(admin)).get_data(as_text=True)))
-    profiled.start()
-    entered.wait(5)
-    monitor.sampler.sample(time.time())
-    release.set()
-    profiled.join(5)
+    sample_once(monitor, client, "/blocking?_profile=1", entered, release, bearer(admin), report)
     stacks = [stack for label, stack in monitor.sampler.counts if label == "/blocking"]
     assert len(stacks) == 2 or stacks == [plain]
     for stack in stacks:
