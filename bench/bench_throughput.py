@@ -23,6 +23,14 @@ requests/s over bare's. The load goes to 127.0.0.1 only: ``wrk -t1 -c8`` for ``-
 per run, ``--rounds`` (15) rounds. Short rounds keep the runs of one round close in time, so
 the other jobs of a shared machine weigh on them alike; "paired", the median of the rounds'
 own ratios, gains most from that and is the verdict.
+
+``--continuous-hz 0,19,100`` measures the continuous profiler's cost instead: one monitored
+server per rate (``MONITOR_CONTINUOUS_HZ`` on its side; 0 is the sampler off) against the bare
+pair, and for each rate the CPU ratio points it loses against the sampler off ("pts lost":
+the sampler-off server's CPU ratio times the median, over the rounds, of the CPU per request
+it adds to that server's, so each round pairs the two monitored servers; at most 1 point is
+the target at the default rate).
+Under ``wrk`` both workers always serve, so the sampler samples at its full rate.
 """
 import argparse
 import os
@@ -199,12 +207,28 @@ class Server:
             self.redis.wait(10)
 
 
-def measure(rounds, seconds):
-    """Return {route: {server name: [(req/s, CPU µs per request) of each round]}}."""
-    kinds = [("bare Flask", True), ("bare Flask (A/A control)", True),
-             ("monitor (wsgi:app)", False), ("monitor (A/A control)", False)]
+#: The continuous profiler's default rate, the row its target applies to.
+DEFAULT_HZ = 19
+#: A rate's loss against the sampler off, in CPU ratio points, at the default rate.
+HZ_TARGET_POINTS = 1.0
+
+
+def hz_name(hz):
+    return f"monitor (HZ={hz})"
+
+
+def measure(rounds, seconds, rates=None):
+    """Return {route: {server name: [(req/s, CPU µs per request) of each round]}}.
+
+    ``rates``: MONITOR_CONTINUOUS_HZ values, one monitored server each, instead of the monitor pair.
+    """
+    kinds = [("bare Flask", True, None), ("bare Flask (A/A control)", True, None)]
+    if rates:
+        kinds += [(hz_name(hz), False, {"MONITOR_CONTINUOUS_HZ": str(hz)}) for hz in rates]
+    else:
+        kinds += [("monitor (wsgi:app)", False, None), ("monitor (A/A control)", False, None)]
     with tempfile.TemporaryDirectory() as tmp:
-        servers = [Server(name, bare, tmp) for name, bare in kinds]
+        servers = [Server(name, bare, tmp, env) for name, bare, env in kinds]
         try:
             for server in servers:
                 server.wait()
@@ -223,10 +247,11 @@ def measure(rounds, seconds):
     return results
 
 
-def report(results, rounds, seconds):
+def report(results, rounds, seconds, rates=None):
     """Print one table per route: medians, the ratios to each row's baseline, per-round figures."""
     baselines = {"bare Flask": "bare Flask", "bare Flask (A/A control)": "bare Flask",
-                 "monitor (wsgi:app)": "bare Flask", "monitor (A/A control)": "monitor (wsgi:app)"}
+                 "monitor (wsgi:app)": "bare Flask", "monitor (A/A control)": "monitor (wsgi:app)",
+                 **{hz_name(hz): "bare Flask" for hz in rates or ()}}
     print(f"gunicorn -w {WORKERS} (sync workers), wrk {' '.join(WRK)}, {rounds} alternating rounds of {seconds} s "
           f"after {WARMUP} s of warm-up; medians over the rounds.\n"
           "CPU: the server's whole process tree (master, workers, Redis) per request served. CPU ratio = the "
@@ -249,6 +274,13 @@ def report(results, rounds, seconds):
                 note = "   target ≥ 0.97"
             elif "A/A" in name:
                 note = "   A/A: 0.99–1.01 expected"
+            elif rates and 0 in rates and name in {hz_name(hz) for hz in rates if hz}:
+                off = runs[hz_name(0)]
+                # the sampler-off server's ratio times the paired fraction of CPU this rate adds to it
+                ratio_off = statistics.median(c for _, c in base) / statistics.median(c for _, c in off)
+                lost = 100 * ratio_off * (1 - statistics.median(c0 / c for (_, c0), (_, c) in zip(off, values)))
+                target = f" (target ≤ {HZ_TARGET_POINTS:g} at HZ={DEFAULT_HZ})" if name == hz_name(DEFAULT_HZ) else ""
+                note = f"   pts lost against HZ=0: {lost:.2f}{target}"
             print(f"{name:<26} {cpu:>10.1f} {against:<20} {base_cpu / cpu:>9.3f} {paired:>7.3f} {rate:>7.0f} "
                   f"{rate / base_rate:>11.3f}  {' '.join(f'{c:.0f}' for _, c in values)}{note}")
 
@@ -259,9 +291,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--seconds", type=int, default=SECONDS)
+    parser.add_argument("--continuous-hz", type=lambda text: [int(hz) for hz in text.split(",")], default=None,
+                        metavar="0,19,100", help="one monitored server per MONITOR_CONTINUOUS_HZ (0: the sampler off)")
     args = parser.parse_args(argv)
-    results = measure(args.rounds, args.seconds)
-    report(results, args.rounds, args.seconds)
+    results = measure(args.rounds, args.seconds, args.continuous_hz)
+    report(results, args.rounds, args.seconds, args.continuous_hz)
     return results
 
 

@@ -89,6 +89,8 @@ class Monitor:
             for panel in found.panels:
                 monitor.panels[panel.name] = panel()
             monitor.features[found.name] = True
+        for panel in monitor.panels.values():
+            panel.bind(monitor)
         session.init_app(app, urls.blueprints, public=PUBLIC)
         security.init_app(app, urls.blueprints)  # after the session's: its guard runs first
         # The host's CSRFProtect may be set up before the monitor or after it: exempt the

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -24,6 +25,15 @@ def test_demo_sleep_sleeps_at_most_a_second(client, ms, slept):
 @pytest.mark.parametrize("ms", ["-1", "x", "²", "1e3", "", "9" * 5000])
 def test_demo_sleep_refuses_what_is_not_a_number_of_milliseconds(client, ms):
     assert client.get(f"/demo/sleep?ms={ms}").status_code == 400
+
+
+@pytest.mark.parametrize("ms, spent", [("0", 0), ("20", 20), ("5000", 200)])
+def test_demo_cpu_spins_at_most_200_ms(client, ms, spent):
+    started = time.thread_time()
+    response = client.get(f"/demo/cpu?ms={ms}")
+    assert response.status_code == 200 and response.json == {"cpu_ms": spent}
+    assert time.thread_time() - started >= spent / 1000 * 0.99
+    assert client.get("/demo/cpu?ms=x").status_code == 400
 
 
 def _web_command():

@@ -150,8 +150,8 @@ def _hostname():
 
 #: The capabilities an app runs unless MONITOR_CAPABILITIES says otherwise, in panel order.
 DEFAULT_CAPABILITIES = tuple(f"monitor.capabilities.{name}" for name in (
-    "metrics", "profiling", "cache", "cluster", "logs", "alerts", "queries", "outgoing", "exceptions", "slow",
-    "releases"))
+    "metrics", "profiling", "continuous", "cache", "cluster", "logs", "alerts", "queries", "outgoing", "exceptions",
+    "slow", "releases"))
 
 #: The core settings, in the order the docs list them; each capability adds its own.
 SETTINGS = [

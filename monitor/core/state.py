@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from flask_limiter import Limiter
 
     from ..capabilities.alerts.evaluator import Evaluator
+    from ..capabilities.continuous.sampler import Sampler
     from ..capabilities.exceptions.collect import Collector as ExceptionCollector
     from ..capabilities.logs.handler import StreamHandler
     from ..capabilities.metrics.collect import Recorder
@@ -63,7 +64,7 @@ class MonitorState:
     features: dict[str, bool]
     #: What looks at host-app requests, each plugged into the timing point (``web/hooks.py``):
     #: the on-demand profiler's probe, the exceptions' sinks, the slow-request sink and
-    #: threshold, and the running requests' thread → rule label map (for a sampler).
+    #: threshold, and the running requests' thread → rule label map (the continuous profiler's).
     probe: RequestProbe | None = None
     exception_sinks: list
     slow: tuple | None = None
@@ -81,6 +82,8 @@ class MonitorState:
     limiter: Limiter | None = None
     recorder: Recorder | None = None
     cpu_profiler: CpuSessions | None = None
+    #: The continuous profiler's sampler (None when MONITOR_CONTINUOUS_HZ is 0).
+    sampler: Sampler | None = None
     memory_profiler: MemoryProfiler | None = None
     log_handler: StreamHandler | None = None
     alerts: Evaluator | None = None

@@ -1,7 +1,7 @@
 """The demo routes that ``wsgi.py`` mounts (``MONITOR_DEMO``): traffic for every panel.
 
-They are public, so each one is cheap: ``/demo/sleep`` sleeps at most a second, and the
-Procfile (a public deployment) turns them off (docs/deployment.md).
+They are public, so each one is cheap: ``/demo/sleep`` sleeps at most a second, ``/demo/cpu``
+spins at most 200 ms, and the Procfile (a public deployment) turns them off (docs/deployment.md).
 """
 import logging
 import re
@@ -16,6 +16,8 @@ log = logging.getLogger("monitor.demo")
 #: Longest sleep of /demo/sleep, in ms: a longer ``ms`` sleeps this long (four strangers asking for
 #: 5 s each held every worker of a 2-worker server).
 MAX_SLEEP_MS = 1000
+#: Longest CPU time of /demo/cpu, in ms.
+MAX_CPU_MS = 200
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: The rows of /demo/table, the realistic page of bench/bench_throughput.py.
 TABLE_ROWS = [{"id": i, "name": f"item number {i}", "price": 1.25 * i, "stock": (7 * i) % 13} for i in range(50)]
@@ -28,14 +30,43 @@ def hello():
     return jsonify(message="hello")
 
 
-@bp.get("/sleep")
-def sleep():
-    raw = request.args.get("ms", "100")
+def _ms(default, most):
+    """Return the ``ms`` query argument, at most ``most``, or refuse it."""
+    raw = request.args.get("ms", str(default))
     if not re.fullmatch(r"[0-9]{1,9}", raw):
         abort(400, "ms must be a whole number of milliseconds")
-    ms = min(int(raw), MAX_SLEEP_MS)
+    return min(int(raw), most)
+
+
+@bp.get("/sleep")
+def sleep():
+    ms = _ms(100, MAX_SLEEP_MS)
     time.sleep(ms / 1000)
     return jsonify(slept_ms=ms)
+
+
+def spin(seconds):
+    """Spend ``seconds`` of this thread's CPU time in a loop: /demo/cpu's hot frame."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def stir(seconds):
+    """Spend ``seconds`` of this thread's CPU time adding numbers: /demo/cpu's other frame."""
+    end, total = time.thread_time() + seconds, 0
+    while time.thread_time() < end:
+        total += sum(range(100))
+    return total
+
+
+@bp.get("/cpu")
+def cpu():
+    """Spend ``ms`` of CPU time, four fifths of it in ``spin`` (the frame a continuous profile must find)."""
+    ms = _ms(50, MAX_CPU_MS)
+    spin(ms * 0.8 / 1000)
+    stir(ms * 0.2 / 1000)
+    return jsonify(cpu_ms=ms)
 
 
 @bp.get("/error")

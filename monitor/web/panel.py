@@ -33,6 +33,9 @@ class Panel:
     def template(self):
         return f"monitor/panels/_{self.name}.html"
 
+    def bind(self, monitor):
+        """Fit the panel to the capabilities the app runs (called once every one is loaded)."""
+
     def kept(self, args):
         """Return this panel's own query arguments out of ``args`` (empty ones left out)."""
         return {name: args[name] for name in self.params if args.get(name)}

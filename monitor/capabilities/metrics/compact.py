@@ -18,11 +18,18 @@ and the swap (``SWAP``) happens only while that worker still holds the lock, so 
 merged them meanwhile; records appended meanwhile stay behind. A merge that outlived its
 lock is dropped; a swap that timed out and is retried finds its lock gone and does nothing.
 The replacement and the roll-up are one script: no count is lost or counted twice.
+
+The lists need not be metrics': a ``Compactor`` takes the record format (``codec``: ``decode``,
+``merge``, ``pack``, ``rolled``; the flags in a record's second byte, ``ROLLED`` among them,
+which CLAIM reads without decoding) and the bucket layout (``layout``: ``name``, ``parse``,
+``coarser``, ``kept_tier``, ``expires``, ``compressed``, ``ROLL_UP_S``) of its family; the
+continuous profiles' minutes and hours are merged and rolled up the same way.
 """
 import secrets
 import time
 
-from . import codec, layout
+from . import codec as metrics_codec
+from . import layout as metrics_layout
 
 #: Records an open list may gain before its next merge.
 EVERY = 32
@@ -38,7 +45,7 @@ if n == 0 or (n == 1 and (ARGV[1] == '0'
     or bit.band(string.byte(redis.call('LINDEX', KEYS[1], 0), 2), %d) ~= 0)) then return false end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then return false end
 return redis.call('LRANGE', KEYS[1], 0, n - 1)
-""" % codec.ROLLED
+""" % metrics_codec.ROLLED
 #: KEYS: list, lock, parent list. ARGV: records read, lock token, record for the parent ('' for
 #: none), the parent's expiry (Unix time), then the records that replace those read, in order.
 #: Keeps the records appended since and the TTL, frees the lock. 0 if the lock was no longer
@@ -59,7 +66,7 @@ return n
 
 def lock_key(store, name):
     """Return the lock key of the list ``name`` (same hash tag, so same slot)."""
-    return store.key("m", "lock", name.rsplit(":m:", 1)[1])
+    return store.key("lock", name.partition("}:")[2])
 
 
 class Compactor:
@@ -67,13 +74,21 @@ class Compactor:
     given time (``due``). A flusher task; ``grace`` is how long after a bucket closes the
     fleet's last writes to it may still land."""
 
-    def __init__(self, store, grace):
+    def __init__(self, store, grace, codec=metrics_codec, layout=metrics_layout):
         self.store = store
         self.grace = grace
+        self.codec = codec
+        self.layout = layout
         self.claim = store.raw.register_script(CLAIM)
         self.swap = store.raw.register_script(SWAP)
         self.wanted = set()
         self.closing = {}  # list name → when to roll it up
+
+    def landed(self, commands, replies):
+        """Want a merge of each list that a flush's RPUSH brought to a multiple of ``EVERY`` records."""
+        for command, reply in zip(commands, replies):
+            if command[0] == "RPUSH" and isinstance(reply, int) and reply % EVERY == 0:
+                self.want(command[1])
 
     def want(self, name):
         """Merge what ``name`` has not rolled up, at the next run."""
@@ -102,6 +117,7 @@ class Compactor:
     def compact(self, work, now):
         """Merge each list of ``{name: roll up?}``, if no one else merges it now; return how many
         this call replaced."""
+        codec, layout = self.codec, self.layout
         token = secrets.token_hex(8)
         pipe = self.store.raw.pipeline(transaction=False)
         for name, roll in work.items():

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...core.process import host_sample
 from . import codec, layout, releases
-from .compact import EVERY, Compactor
+from .compact import Compactor
 
 #: Unsent closed buckets a worker keeps per tier while Redis is unreachable.
 MAX_PENDING = 120
@@ -159,9 +159,7 @@ class Shipper:
 
     def landed(self, commands, replies):
         """Ask for a merge of each list this flush brought to a multiple of ``EVERY`` records."""
-        for command, reply in zip(commands, replies):
-            if command[0] == "RPUSH" and isinstance(reply, int) and reply % EVERY == 0:
-                self.compactor.want(command[1])
+        self.compactor.landed(commands, replies)
 
     def _sample(self, pipe, now, worker):
         store = self.monitor.store

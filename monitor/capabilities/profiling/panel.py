@@ -1,7 +1,13 @@
-"""The profiling panel: CPU sessions, heap summaries and tracemalloc diffs (admins act and read)."""
+"""The profiling panel: CPU sessions, heap summaries and tracemalloc diffs (admins act and read).
+
+With the continuous capability, the panel also shows its flame graph view, whose query
+arguments are the panel's (``params``, set by ``bind``); the panel's own poll renders that
+view as a placeholder, which the page keeps in place of the graph it shows
+(``continuous/panel.py``).
+"""
 import re
 
-from flask import session
+from flask import request, session
 from flask_login import current_user
 
 from ...core.errors import Refused
@@ -27,6 +33,11 @@ class ProfilingPanel(Panel):
         "dismiss": ("admin", "dismiss"),
     }
 
+    def bind(self, monitor):
+        """Read the query arguments of the continuous profiler's view, when that capability runs."""
+        continuous = monitor.capabilities.get("continuous")
+        self.params = continuous.params if continuous is not None else ()
+
     def context(self, monitor, args):
         if not current_user.can("admin"):
             return {"admin": False, "poll": ""}  # one sentence that cannot change: no polling
@@ -35,12 +46,15 @@ class ProfilingPanel(Panel):
         heaps = [h for h in mem.recent("snaps") if h["snapshot_id"] not in dismissed]
         traces = [t for t in mem.recent("traces") if t["session_id"] not in dismissed]
         running, tracing = cpu_profiler.running(), mem.running()
+        continuous = monitor.capabilities.get("continuous")
+        polled = request.headers.get("HX-Trigger") == f"panel-{self.name}"
         return {
             "admin": True, "running": running, "poll": "2s" if running or tracing else self.poll,
             "sessions": [with_links(s) for s in cpu_profiler.sessions()],
             "heap": heaps[0] if heaps else None, "trace": traces[0] if traces else None,
             "tracing": tracing, "duration_default": sessions.DURATION_DEFAULT,
             "duration_max": sessions.DURATION_MAX, "trace_max": mem.max_s,
+            "continuous": continuous.view(monitor, args, placeholder=polled) if continuous is not None else None,
         }
 
     def cpu_start(self, monitor):

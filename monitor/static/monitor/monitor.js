@@ -2,7 +2,7 @@
 // no inline handlers, every URL comes from the server's markup (hx-get, data- attributes).
 //
 // - Polls are morphed in place (idiomorph), keeping open <details>, typed values, focus,
-//   scroll, uPlot's canvases and outcomes the user has not dismissed.
+//   scroll, uPlot's canvases, the flame graph and outcomes the user has not dismissed.
 // - A poll sends back the ETag of its last answer; an unchanged fragment costs a 304.
 // - Polling pauses while the tab is hidden and refreshes when it shows again.
 // - Each panel says when its data is stale ("stale since 12:01:07, retrying") or why its
@@ -28,6 +28,8 @@
     callbacks.beforeNodeMorphed = function (old, young) {
       if (old.nodeType !== 1) return true;
       if (old.hasAttribute("data-chart")) return false; // uPlot draws inside; fed from the data island
+      // A view read by requests of its own (the flame graph): the panel's poll sends a placeholder for it.
+      if (young.nodeType === 1 && young.hasAttribute("data-placeholder") && old.id === young.id) return false;
       if (old.tagName === "TIME" && old.getAttribute("data-ts") === young.getAttribute("data-ts")) return false;
       return true;
     };
