@@ -106,11 +106,11 @@ def test_an_unchanged_panel_answers_304_without_a_body(client, auth, make_user):
 
 def test_the_dashboards_answers_are_gzipped_when_asked_and_the_host_apps_never(client, auth, make_user):
     auth.login(make_user("viewer"))
-    plain = client.get("/admin/panels/cluster", headers=POLL)
-    zipped = client.get("/admin/panels/cluster", headers={**POLL, "Accept-Encoding": "gzip, deflate"})
+    plain = client.get("/admin/panels/metrics", headers=POLL)
+    zipped = client.get("/admin/panels/metrics", headers={**POLL, "Accept-Encoding": "gzip, deflate"})
     assert "Content-Encoding" not in plain.headers and "Accept-Encoding" in plain.headers["Vary"]
     assert zipped.headers["Content-Encoding"] == "gzip" and len(zipped.data) < len(plain.data) / 2
-    assert gzip.decompress(zipped.data).count(b'id="panel-cluster"') == 1
+    assert gzip.decompress(zipped.data).count(b'id="panel-metrics"') == 1
     page = client.get("/admin/", headers={"Accept-Encoding": "gzip"})
     assert page.headers["Content-Encoding"] == "gzip" and b"<!doctype html>" in gzip.decompress(page.data)
     host = client.get("/demo/hello", headers={"Accept-Encoding": "gzip"})

@@ -1,5 +1,6 @@
 """The app cache: per-namespace hit/miss counts, stats, and clearing only its own keys."""
 import importlib.util
+import itertools
 import json
 import time
 from pathlib import Path
@@ -87,9 +88,11 @@ def test_memoize_and_cached_namespaces(app):
 def test_memoize_version_key_in_namespace_and_delete_memoized(app):
     cache = state(app).cache
 
+    calls = itertools.count()
+
     @cache.memoize(make_name=lambda name: "tax")
     def tax(x):
-        return object().__repr__()
+        return next(calls)  # a new value on each real call
 
     with app.app_context():
         first = tax(1)
