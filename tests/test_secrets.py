@@ -1,7 +1,9 @@
 import os
 import stat
 
+from monitor.auth import session
 from monitor.core.secrets import secret_key
+from monitor.core.state import state
 
 
 def test_secret_key_is_generated_once_with_mode_0600(tmp_path):
@@ -23,6 +25,7 @@ def test_app_uses_the_instance_key_unless_secret_key_is_set(app_config, monkeypa
     monkeypatch.delenv("SECRET_KEY", raising=False)
     app = create_app(app_config)
     with open(os.path.join(app_config["MONITOR_INSTANCE_PATH"], "secret_key")) as handle:
-        assert app.config["SECRET_KEY"] == handle.read().strip()
+        assert state(app).secret_key == handle.read().strip() and session.secret_key(app) == state(app).secret_key
+    assert app.secret_key is None  # the demo host keeps nothing in Flask's session: Flask opens none
     monkeypatch.setenv("SECRET_KEY", "from-the-environment")
-    assert create_app(app_config).config["SECRET_KEY"] == "from-the-environment"
+    assert state(create_app(app_config)).secret_key == "from-the-environment"
