@@ -97,24 +97,8 @@ def table():
 
 app.register_blueprint(bp)
 '''
-#: The page of /demo/table (monitor/templates/monitor/demo/table.html), for the bare app.
-TABLE_HTML = '''<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Inventory</title></head>
-<body>
-<h1>Inventory</h1>
-<p>{% for name, value in figures.items() %}{{ name }}: <b>{{ value }}</b>{% if not loop.last %} · {% endif %}{% endfor %}</p>
-<table>
-  <thead><tr><th>#</th><th>item</th><th>price</th><th>stock</th></tr></thead>
-  <tbody>
-  {% for row in rows %}
-    <tr class="{{ loop.cycle('odd', 'even') }}"><td>{{ row.id }}</td><td>{{ row.name|title }}</td><td>{{ '%.2f' % row.price }}</td><td>{% if row.stock %}{{ row.stock }}{% else %}<em>sold out</em>{% endif %}</td></tr>
-  {% endfor %}
-  </tbody>
-</table>
-</body>
-</html>
-'''
+#: The page of /demo/table, copied into the bare app's folder (a template, not the monitor's code).
+TABLE_HTML = os.path.join(ROOT, "monitor", "templates", "monitor", "demo", "table.html")
 
 
 class Server:
@@ -133,8 +117,7 @@ class Server:
             os.makedirs(os.path.join(folder, "templates", "monitor", "demo"))
             with open(os.path.join(folder, "app.py"), "w") as handle:
                 handle.write(BARE_APP)
-            with open(os.path.join(folder, "templates", "monitor", "demo", "table.html"), "w") as handle:
-                handle.write(TABLE_HTML)
+            shutil.copy(TABLE_HTML, os.path.join(folder, "templates", "monitor", "demo", "table.html"))
             # On a Unix socket, as the monitor's embedded Redis: the same transport on both sides.
             socket_path = os.path.join(folder, "redis.sock")
             self.redis = subprocess.Popen(

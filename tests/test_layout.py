@@ -21,26 +21,18 @@ def _module_name(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _runtime_imports(tree):
-    """Yield the import nodes that run, leaving out ``if TYPE_CHECKING:`` blocks."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            node.body = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node
-
-
 def import_graph():
-    """Return {module: modules of ``monitor`` it imports}, functions' own imports included."""
+    """Return {module: modules of ``monitor`` it imports}: functions' own imports and type-only ones included."""
     modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         edges = set()
-        for node in _runtime_imports(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 edges.update(alias.name for alias in node.names)
+                continue
+            if not isinstance(node, ast.ImportFrom):
                 continue
             base = package
             for _ in range(node.level - 1):

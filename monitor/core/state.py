@@ -18,18 +18,6 @@ from .process import ProcessInfo
 if TYPE_CHECKING:
     from flask_limiter import Limiter
 
-    from ..capabilities.alerts.evaluator import Evaluator
-    from ..capabilities.continuous.sampler import Sampler
-    from ..capabilities.exceptions.collect import Collector as ExceptionCollector
-    from ..capabilities.logs.handler import StreamHandler
-    from ..capabilities.metrics.collect import Recorder
-    from ..capabilities.outgoing.collect import CallCollector
-    from ..capabilities.profiling.collect import RequestProbe
-    from ..capabilities.profiling.memory import MemoryProfiler
-    from ..capabilities.profiling.sessions import CpuSessions
-    from ..capabilities.queries.collect import SqlCollector
-    from ..capabilities.slow.collect import SlowRequests
-    from ..extension import Monitor
     from ..web.panel import Panel
     from ..web.urls import Urls
     from .cache import AppCache
@@ -65,7 +53,7 @@ class MonitorState:
     #: What looks at host-app requests, each plugged into the timing point (``web/hooks.py``):
     #: the on-demand profiler's probe, the exceptions' sinks, the slow-request sink and
     #: threshold, and the running requests' thread → rule label map (the continuous profiler's).
-    probe: RequestProbe | None = None
+    probe: object | None = None  # profiling.collect.RequestProbe
     exception_sinks: list
     slow: tuple | None = None
     threads: dict | None = None
@@ -76,23 +64,25 @@ class MonitorState:
     #: The monitor's URL space in this app: MONITOR_URL_PREFIX and its blueprints.
     urls: Urls
     #: The ``Monitor`` that made this state (its ``role_loader``).
-    extension: Monitor
+    extension: object  # monitor.extension.Monitor
     #: What signs the monitor's cookie and CSRF tokens when the app has no SECRET_KEY.
     secret_key: str
     limiter: Limiter | None = None
-    recorder: Recorder | None = None
-    cpu_profiler: CpuSessions | None = None
+    # What each capability's init_app fills in (None when it is left out). The core imports no
+    # capability (nor the extension above it), not even for a type: each is named by its class.
+    recorder: object | None = None  # metrics.collect.Recorder
+    cpu_profiler: object | None = None  # profiling.sessions.CpuSessions
     #: The continuous profiler's sampler (None when MONITOR_CONTINUOUS_HZ is 0).
-    sampler: Sampler | None = None
-    memory_profiler: MemoryProfiler | None = None
-    log_handler: StreamHandler | None = None
-    alerts: Evaluator | None = None
-    sql: SqlCollector | None = None
-    outgoing: CallCollector | None = None
+    sampler: object | None = None  # continuous.sampler.Sampler
+    memory_profiler: object | None = None  # profiling.memory.MemoryProfiler
+    log_handler: object | None = None  # logs.handler.StreamHandler
+    alerts: object | None = None  # alerts.evaluator.Evaluator
+    sql: object | None = None  # queries.collect.SqlCollector
+    outgoing: object | None = None  # outgoing.collect.CallCollector
     #: The exceptions capability's groups since the last flush (its sink is in ``exception_sinks``).
-    exceptions: ExceptionCollector | None = None
+    exceptions: object | None = None  # exceptions.collect.Collector
     #: The slow-requests capability's thresholds and top lists (its sink is ``slow``).
-    slow_requests: SlowRequests | None = None
+    slow_requests: object | None = None  # slow.collect.SlowRequests
 
     def __init__(self, config, store, cache, capabilities):
         self.config = config

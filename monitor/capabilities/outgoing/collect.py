@@ -19,7 +19,7 @@ import threading
 from time import perf_counter_ns
 from urllib.parse import urlsplit
 
-from ..queries.tally import NO_REQUEST, OVERFLOW, UNMATCHED, Tally, in_context, is_own
+from ..queries.tally import NO_REQUEST, OVERFLOW, Tally, endpoint_of, in_context
 
 #: The libraries this process patched, in order ("urllib3", "httpx").
 patched = []
@@ -98,10 +98,8 @@ def _collector():
         if threading.current_thread().name.startswith(OWN_THREADS):
             return None, None
         return collector, NO_REQUEST
-    if is_own(req):
-        return None, None
-    rule = req.url_rule
-    return collector, (rule.rule if rule is not None else UNMATCHED, req.method)
+    endpoint = endpoint_of(req)
+    return (collector, endpoint) if endpoint else (None, None)
 
 
 def _urllib3_target(pool, method, url, *args, **kwargs):

@@ -20,7 +20,7 @@ from time import perf_counter_ns
 from flask.globals import _cv_request
 
 from .normalize import normalize
-from .tally import NO_REQUEST, OVERFLOW, UNMATCHED, Tally, in_context, is_own
+from .tally import NO_REQUEST, OVERFLOW, Tally, endpoint_of, in_context
 
 #: WSGI environ key of a request's SQL scope: ``(collector, endpoint, {group id: executions})``,
 #: or False on the monitor's own routes (their SQL is not counted, as their requests are not).
@@ -56,11 +56,10 @@ class SqlCollector:
 def _scope(ctx):
     """Return a request's SQL scope: (collector, endpoint, {group id: executions}), or False."""
     collector = getattr(ctx.app.extensions.get("monitor"), "sql", None)
-    req = ctx.request
-    if collector is None or is_own(req):
+    endpoint = collector and endpoint_of(ctx.request)
+    if not endpoint:
         return False
-    rule = req.url_rule
-    return collector, (rule.rule if rule is not None else UNMATCHED, req.method), {}
+    return collector, endpoint, {}
 
 
 def _record(statement, ns, failed):

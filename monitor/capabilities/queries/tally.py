@@ -35,7 +35,9 @@ import numpy as np
 from flask import current_app
 from flask.globals import _cv_app, _cv_request
 
+from ...web.hooks import UNMATCHED
 from ...web.request_id import request_id
+from ..metrics.collect import OVERFLOW  # noqa: F401  the one overflow label, for the tallies' users
 from ..metrics.histogram import INV_LOG, MIN_NS, NBUCKETS, OFFSET, percentile_rows
 
 #: Tiers: bucket seconds → seconds kept.
@@ -51,11 +53,10 @@ MAX_PENDING = 120
 SLOWEST = 20
 #: The lifetime counters live on while any worker ships (each flush renews them).
 TOTAL_TTL = 8 * 86400
-OVERFLOW = "<overflow>"
 OVERFLOW_ID = "overflow"
-#: Endpoint labels of events outside any request, and in a request no rule matched (as metrics).
+#: The endpoint label of events outside any request (one in a request no rule matched counts
+#: under ``UNMATCHED``, as in the metrics).
 NO_REQUEST = ("<no request>", "")
-UNMATCHED = "<unmatched>"
 
 
 def group_id(name):
@@ -79,9 +80,13 @@ def in_context(attr, default):
     return None, default
 
 
-def is_own(req):
-    """Tell whether ``req`` is to one of the monitor's own routes (its SQL and calls are not the app's)."""
-    return current_app.extensions["monitor"].urls.is_own_endpoint(req.endpoint)
+def endpoint_of(req):
+    """Return the (rule, method) that ``req``'s events count under, or None for a request to one of
+    the monitor's own routes (its SQL and calls are not the app's)."""
+    if current_app.extensions["monitor"].urls.is_own_endpoint(req.endpoint):
+        return None
+    rule = req.url_rule
+    return rule.rule if rule is not None else UNMATCHED, req.method
 
 
 class Tally:
