@@ -44,8 +44,12 @@ def test_embedded_redis_is_shared_by_every_worker(gunicorn):
             "pid": requests.get(server.url + "/health", timeout=10).json()["worker"]["pid"]}
 
     first = fetch(0)  # concurrent first misses would each compute and store a value
+    answers = []
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(fetch, range(30)))
+        for _ in range(5):  # which worker accepts is the kernel's choice: a few rounds until two have
+            answers += pool.map(fetch, range(30))
+            if len({a["pid"] for a in answers}) >= 2:
+                break
     assert len({a["pid"] for a in answers}) >= 2, "concurrent requests reach several workers"
     assert {a["value"] for a in answers} == {first["value"]}, "every worker reads the one cached value"
     assert os.path.exists(os.path.join(server.instance, "redis", "appendonly.aof"))
