@@ -79,7 +79,9 @@ def test_continuous_flame_graph_zooms_compares_and_stays_through_polls(page, gun
     page.wait_for_timeout(1000)
     assert page.locator("#continuous[data-placeholder]").count() == 0 and frames.count() == 5
 
-    page.select_option("#flame-endpoint", "/demo/cpu")
+    with page.expect_response(lambda r: "/admin/panels/profiling" in r.url):  # one change at a time
+        page.select_option("#flame-endpoint", "/demo/cpu")
+    page.wait_for_timeout(300)  # the morph of that answer, before the next change
     page.select_option("#flame-compare", "3600")
     expect(page.locator("#continuous svg.flame-diff")).to_be_visible()
     grew = page.locator("#continuous svg.fg-grew")
