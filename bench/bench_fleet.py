@@ -39,7 +39,7 @@ from monitor.capabilities.metrics.collect import Recorder  # noqa: E402
 from monitor.capabilities.metrics.ship import Shipper  # noqa: E402
 from monitor.core.flusher import Flusher  # noqa: E402
 from monitor.core.process import ProcessInfo  # noqa: E402
-from monitor.core.state import Counters, state  # noqa: E402
+from monitor.core.state import Requests, state  # noqa: E402
 from monitor.core.store import Store  # noqa: E402
 from support.redis_servers import SystemRedis  # noqa: E402
 
@@ -82,9 +82,9 @@ class Worker:
     def __init__(self, store, host, pid, interval):
         self.store = store
         self.process = SimProcess(host, pid)
-        self.counters = Counters()
+        self.requests = Requests()
         self.flusher = TimedFlusher(store, interval)
-        self.recorder = Recorder(2000)
+        self.recorder = Recorder(self.requests, 2000)
         self.shipper = self.flusher.add_shipper(Shipper(self, self.recorder))
 
 

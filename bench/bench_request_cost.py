@@ -10,12 +10,18 @@ start_response)``, reading the body as a WSGI server does:
 
 Both have the same ``SECRET_KEY`` and Flask's own session interface (the monitored app's
 cheaper one is swapped out, so that it cannot make up for the monitor's cost). Nothing else is
-stubbed: routing over the monitor's extra rules, its timing point and counters, its flusher
-thread all run. Rounds alternate the processes; each round reports the CPU per request of the
-process (all threads: the request's own work and the flusher's aggregation of it) and of the
-request thread alone. The table shows the fastest round and the median, and the added µs
-(the monitored process minus bare, per round); the A/A row times a second bare process
-against the first: its added µs is the noise floor. ``--rounds N``, ``--requests N``.
+stubbed: routing over the monitor's extra rules, its timing point, its flusher and sampler
+threads all run. Each round reports the CPU per request of the process (all threads: the
+request's own work and the flusher's aggregation of it) and of the request thread alone.
+
+Between two processes of the very same code the figure moves by up to about 1 µs (hash seed,
+memory layout), as much as the cost measured; so the apps run in ``--pairs`` groups of three
+processes (bare, the A/A control, the monitored app), each group under its own
+``PYTHONHASHSEED``, rounds alternating over every process. The added µs is the median over
+the groups of the monitored process's median round minus bare's in its group (the fastest
+column: fastest round minus fastest round); the A/A row times the control against bare the
+same way: its added µs is the noise floor. ``--pairs N``, ``--rounds N`` (per process),
+``--requests N`` (per round).
 """
 import argparse
 import atexit
@@ -30,7 +36,8 @@ from io import BytesIO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUESTS = 20_000
-ROUNDS = 15
+ROUNDS = 6
+PAIRS = 4
 PATH = "/demo/hello"
 SECRET_KEY = "bench-request-cost-secret-key-0123456789"
 
@@ -117,12 +124,13 @@ def child(kind):
 
 
 class Child:
-    """One app in a process of its own."""
+    """One app in a process of its own, under hash seed ``seed``."""
 
-    def __init__(self, kind):
+    def __init__(self, kind, seed):
         # The monitored app gets an embedded Redis of its own in its temporary instance folder.
         env = {name: value for name, value in os.environ.items()
                if name != "REDIS_URL" and not name.startswith("MONITOR_")}
+        env["PYTHONHASHSEED"] = str(seed)
         self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", kind],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         if self.process.stdout.readline().strip() != "ready":
@@ -140,57 +148,68 @@ class Child:
         self.process.wait(30)
 
 
-def measure(rounds, n):
-    """Return {name: [(process µs, thread µs) of each round]}, the apps alternating."""
-    kinds = {"bare Flask": "bare", "bare Flask (A/A control)": "bare", "monitor (create_app)": "monitor"}
+KINDS = {"bare Flask": "bare", "bare Flask (A/A control)": "bare", "monitor (create_app)": "monitor"}
+
+
+def measure(pairs, rounds, n):
+    """Return {name: [[(process µs, thread µs) of each round] of each group]}, every process alternating."""
     children = {}
     try:
-        for name, kind in kinds.items():
-            children[name] = Child(kind)
-        results = {name: [] for name in children}
-        names = list(children)
+        for group in range(pairs):
+            for name, kind in KINDS.items():
+                children[name, group] = Child(kind, seed=group + 1)
+        results = {name: [[] for _ in range(pairs)] for name in KINDS}
+        order = list(children)
         for round_ in range(rounds):
-            shift = round_ % len(names)
-            for name in names[shift:] + names[:shift]:
-                results[name].append(children[name].round(n))
+            shift = round_ % len(order)
+            for name, group in order[shift:] + order[:shift]:
+                results[name][group].append(children[name, group].round(n))
     finally:
         for process in children.values():
             process.close()
     return results
 
 
-def report(results, rounds, n):
-    print(f"GET {PATH}, app(environ, start_response), one process per app, {rounds} alternating rounds "
-          f"× {n} requests; CPU µs per request")
+def report(results, pairs, rounds, n):
+    print(f"GET {PATH}, app(environ, start_response), one process per app, {pairs} groups (hash seeds) × "
+          f"{rounds} alternating rounds × {n} requests; CPU µs per request")
     print(f"{'':<34} {'process (all threads)':>23} {'request thread':>23}")
     print(f"{'':<34} {'fastest':>11} {'median':>11} {'fastest':>11} {'median':>11}")
-    for name, values in results.items():
+    for name, groups in results.items():
         cells = []
         for column in (0, 1):
-            series = [v[column] for v in values]
+            series = [v[column] for group in groups for v in group]
             cells += [min(series), statistics.median(series)]
         print(f"{name:<34} {cells[0]:>11.2f} {cells[1]:>11.2f} {cells[2]:>11.2f} {cells[3]:>11.2f}")
+    added = {}
     for label, name, base, note in (("added by the monitor", "monitor (create_app)", "bare Flask", "target ≤ 3"),
                                     ("A/A: control minus bare (noise)", "bare Flask (A/A control)", "bare Flask",
                                      "")):
         cells = []
         for column in (0, 1):
-            ours = [v[column] for v in results[name]]
-            theirs = [v[column] for v in results[base]]
-            cells += [min(ours) - min(theirs), statistics.median(a - b for a, b in zip(ours, theirs))]
+            ours = [[v[column] for v in group] for group in results[name]]
+            theirs = [[v[column] for v in group] for group in results[base]]
+            cells += [min(map(min, ours)) - min(map(min, theirs)),
+                      statistics.median(statistics.median(a) - statistics.median(b) for a, b in zip(ours, theirs))]
+        added[label] = cells
         print(f"{label:<34} {cells[0]:>11.2f} {cells[1]:>11.2f} {cells[2]:>11.2f} {cells[3]:>11.2f}   {note}")
+    per_group = [statistics.median(v[0] for v in a) - statistics.median(v[0] for v in b)
+                 for a, b in zip(results["monitor (create_app)"], results["bare Flask"])]
+    print("added by the monitor in each group (process, median round): " + ", ".join(f"{x:.2f}" for x in per_group))
+    return added
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=PAIRS)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--child", choices=("bare", "monitor"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args.child)
-    results = measure(args.rounds, args.requests)
-    report(results, args.rounds, args.requests)
+    results = measure(args.pairs, args.rounds, args.requests)
+    report(results, args.pairs, args.rounds, args.requests)
     return results
 
 

@@ -7,6 +7,7 @@ from flask import got_request_exception
 from monitor import create_app
 from monitor.capabilities.metrics.collect import OVERFLOW
 from monitor.capabilities.metrics.query import totals
+from monitor.core.config import DEFAULT_CAPABILITIES
 from monitor.core.state import state
 from monitor.web import hooks
 from monitor.web.hooks import UNMATCHED
@@ -56,26 +57,48 @@ def test_an_exception_escaping_the_app_counts_as_a_server_error(app, client):
     with pytest.raises(RuntimeError):
         client.get("/demo/error")
     monitor = state(app)
-    assert monitor.counters.in_flight == 0 and monitor.counters.requests == 1
+    assert monitor.requests.in_flight == 0 and monitor.requests.total == 1
     assert series(app) == {("/demo/error", "GET", "5xx"): 1}
 
 
-def test_counters_follow_requests_and_in_flight_returns_to_zero(app, client, monkeypatch):
+def test_totals_follow_requests_and_in_flight_returns_to_zero(app, client, monkeypatch):
     monkeypatch.setattr(hooks, "SAMPLE", 0)  # every request times the timing point itself
     monitor = state(app)
     seen = []
 
     @app.get("/probe")
     def probe():
-        seen.append((monitor.counters.requests, monitor.counters.in_flight))
+        seen.append((monitor.requests.total, dict(monitor.requests.running)))
         return "ok"
 
     client.get("/probe")
     client.get("/probe")
     client.get("/health")
-    assert seen == [(1, 1), (2, 1)]
-    assert (monitor.counters.requests, monitor.counters.in_flight) == (2, 0)
-    assert monitor.recorder.own_n == 2 and monitor.recorder.own_ns > 0
+    here = threading.get_ident()
+    assert seen == [(0, {here: "/probe"}), (1, {here: "/probe"})]  # ended before it: none, then one
+    assert (monitor.requests.total, monitor.requests.in_flight) == (2, 0)
+    assert monitor.requests.own_n == 2 and monitor.requests.own_ns > 0
+    monitor.recorder.take()
+    assert (monitor.requests.total, monitor.requests.taken, len(monitor.requests.ended)) == (2, 2, 0)
+
+
+def test_without_the_metrics_capability_the_core_counts_and_drains_the_requests(app_config):
+    """No recorder aggregates them: each flush still takes the ended requests, so the totals
+    that heartbeats report stay exact and nothing piles up."""
+    app = create_app({**app_config, "MONITOR_CAPABILITIES": [c for c in DEFAULT_CAPABILITIES
+                                                             if not c.endswith(".metrics")]})
+    monitor = state(app)
+    try:
+        assert monitor.recorder is None
+        client = app.test_client()
+        for _ in range(3):
+            assert client.get("/demo/hello").json == {"message": "hello"}
+        assert (monitor.requests.total, len(monitor.requests.ended)) == (3, 3)
+        monitor.flusher.stop(flush=False)
+        monitor.flusher.tick()
+        assert (monitor.requests.total, monitor.requests.taken, len(monitor.requests.ended)) == (3, 3, 0)
+    finally:
+        monitor.flusher.stop(flush=False)
 
 
 def test_distinct_series_past_the_cap_count_under_the_overflow_label(app_config):
@@ -134,11 +157,10 @@ def test_slow_requests_and_running_threads_reach_their_sinks(app_config):
 
     @app.get("/peek")
     def peek():
-        running.update(monitor.threads)
+        running.update(monitor.requests.running)
         return "ok"
 
     monitor.slow = (50_000_000, lambda request, label, status, ns: slow.append((request.path, label, status, ns)))
-    monitor.threads = {}
     hooks.init_app(app, monitor)  # the timing point reads them when it is made
     client = app.test_client()
     try:
@@ -146,7 +168,7 @@ def test_slow_requests_and_running_threads_reach_their_sinks(app_config):
         client.get("/peek")
         assert [(path, label, status) for path, label, status, _ in slow] == [("/demo/sleep", "/demo/sleep", 200)]
         assert slow[0][3] >= 80_000_000
-        assert list(running.values()) == ["/peek"] and monitor.threads == {}
+        assert running == {threading.get_ident(): "/peek"} and monitor.requests.running == {}
     finally:
         monitor.flusher.stop(flush=False)
 
@@ -191,7 +213,7 @@ def test_exact_counts_under_threads_while_the_flusher_drains(app_config):
         for thread in threads:
             thread.join()
         monitor = state(app)
-        assert monitor.counters.requests == 2000 and monitor.counters.in_flight == 0
+        assert monitor.requests.total == 2000 and monitor.requests.in_flight == 0
         assert series(app) == {("/demo/hello", "GET", "2xx"): 2000}
     finally:
         state(app).flusher.stop(flush=False)

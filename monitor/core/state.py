@@ -7,6 +7,7 @@ attribute None.
 from __future__ import annotations
 
 import os
+from collections import deque
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -25,14 +26,47 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-class Counters:
-    """This worker's live request counters, kept by the timing point, read by heartbeats."""
+class Requests:
+    """This worker's host-app requests, as the timing point (``web/hooks.py``) leaves them.
 
-    __slots__ = ("requests", "in_flight")
+    - ``running``: thread id → rule label of the request that thread runs. Its length is the
+      requests in flight; the continuous profiler samples the threads in it.
+    - ``ended``: a tuple ``(label, method, status, ns)`` per ended request, appended by the
+      timing point (one C call, atomic under the GIL) and drained by :meth:`take` each flush:
+      by the metrics capability's recorder, or by the core when that capability is left out.
+    - ``own_ns``, ``own_n``: the timing point's own time, summed over a sample of requests.
+
+    A request pays a dict set, a dict delete and an append: no counter is incremented, the
+    totals are lengths. The timing point holds ``running`` and ``ended``, so a fork clears
+    them in place.
+    """
 
     def __init__(self):
-        self.requests = 0
-        self.in_flight = 0
+        self.running = {}
+        self.ended = deque()
+        self.clear()
+
+    def clear(self):
+        self.running.clear()
+        self.ended.clear()
+        self.taken = self.own_ns = self.own_n = 0
+
+    @property
+    def total(self):
+        """The host-app requests this process ended."""
+        return self.taken + len(self.ended)
+
+    @property
+    def in_flight(self):
+        return len(self.running)
+
+    def take(self):
+        """Return the ended requests not taken yet, oldest first; one caller at a time (what
+        is appended meanwhile waits for the next call)."""
+        popleft = self.ended.popleft
+        taken = [popleft() for _ in range(len(self.ended))]
+        self.taken += len(taken)
+        return taken
 
 
 class MonitorState:
@@ -43,7 +77,6 @@ class MonitorState:
     process: ProcessInfo
     flusher: Flusher
     commands: Commands
-    counters: Counters
     #: Capabilities by name, in MONITOR_CAPABILITIES order.
     capabilities: dict[str, Capability]
     #: Every capability's panels, in display order.
@@ -52,11 +85,11 @@ class MonitorState:
     features: dict[str, bool]
     #: What looks at host-app requests, each plugged into the timing point (``web/hooks.py``):
     #: the on-demand profiler's probe, the exceptions' sinks, the slow-request sink and
-    #: threshold, and the running requests' thread → rule label map (the continuous profiler's).
-    probe: object | None = None  # profiling.collect.RequestProbe
+    #: threshold. The requests it timed are in ``requests``.
+    probe: object | None = None  # profiling.collect.Collector
     exception_sinks: list
     slow: tuple | None = None
-    threads: dict | None = None
+    requests: Requests
     started: bool
     #: Called once in each process when it starts serving (the app is complete by then).
     on_start: list
@@ -95,18 +128,23 @@ class MonitorState:
         self.commands = Commands(store)
         self.features = {}
         self.exception_sinks = []
-        self.counters = Counters()
+        self.requests = Requests()
         self.on_start = []
         self.flusher.add_task(self._run_commands)
+        self.flusher.add_task(self._count_requests)
         os.register_at_fork(after_in_child=self._forked)
         self.started = False
 
     def _forked(self):
         self.started = False
-        self.counters = Counters()
+        self.requests.clear()
 
     def _run_commands(self, now):
         self.commands.run_pending(worker_target(self.process.host, self.process.pid))
+
+    def _count_requests(self, now):
+        if self.recorder is None:  # no capability aggregates the ended requests: count them
+            self.requests.take()
 
     def start_worker(self):
         """Start this process's background work (after a fork, once)."""

@@ -11,22 +11,26 @@ app-wide hook (each costs Flask an ``ensure_sync`` call on every request), no si
 - A request that matched no rule takes the slow path: under an own path it is answered by
   the monitor (JSON routing errors under the API, security headers), else it is counted
   under ``<unmatched>``.
-- A host-app request is timed (``perf_counter_ns`` at each end) and counted: one tuple
-  appended to the metrics capability's ``Recorder``, aggregated by the flusher. An
-  exception that escapes the app counts as a 500 and is handed to each of
-  ``monitor.exception_sinks`` (with the request, its rule label and its duration).
+- A host-app request is timed (``perf_counter_ns`` at each end) and left in
+  ``monitor.requests`` (``core/state.py``): its thread → rule label in ``running`` while it
+  runs, one tuple appended to ``ended`` when it ends, aggregated by the flusher. An exception
+  that escapes the app counts as a 500 and is handed to each of ``monitor.exception_sinks``
+  (with the request, its rule label and its duration).
 
 The capabilities that need a look at host-app requests plug in here, each at one place:
-``monitor.probe`` (on-demand profiling: ``probe.armed`` or ``probe.marker`` in the query
+``monitor.probe`` (on-demand profiling: ``probe.active`` or ``probe.marker`` in the query
 string decide whether ``probe.wrap`` runs the request), ``monitor.exception_sinks`` (called
-only when a request raised), ``monitor.slow`` (``(threshold_ns, sink)``: the sink sees the
-requests that took at least the threshold, a raising one as a 500) and ``monitor.threads``
-(a dict the timing point keeps as thread id → rule label while a request runs, for a
-sampler). Each absent one costs a request nothing but the test that it is absent.
+only when a request raised) and ``monitor.slow`` (``(threshold_ns, sink)``: the sink sees the
+requests that took at least the threshold, a raising one as a 500). Each absent one costs a
+request nothing but the test that it is absent. The continuous profiler's sampler reads
+``running`` and adds nothing per request.
 
-The wrapper's own time (everything but the inner call) is added up, over one request in
-``SAMPLE + 1``, in the recorder (``own_ns``, ``own_n``) for the metrics panel's "monitor's
-own cost".
+Each piece is what measured cheapest in a whole app (``bench/bench_request_cost.py``): a
+label by ``id(rule)`` in a dict, attributes read plainly (no property), no counter
+incremented (in flight and ended totals are the lengths of ``running`` and ``ended``), two
+clock reads. The wrapper's own time (everything but the inner call) is added up, over one
+request in ``SAMPLE + 1``, in ``monitor.requests`` (``own_ns``, ``own_n``) for the metrics
+panel's "monitor's own cost".
 """
 from threading import get_ident
 from time import perf_counter_ns
@@ -37,7 +41,7 @@ from .responses import routing_error
 from .security import add_headers, refuse_cross_site
 
 #: One request in SAMPLE + 1 (by the low bits of its start time) adds the timing point's own
-#: time (all but the call it wraps) to the recorder's ``own_ns``: the panel's request-path cost.
+#: time (all but the call it wraps) to ``monitor.requests.own_ns``: the panel's request-path cost.
 SAMPLE = 63
 #: Methods counted under their own name; any other method string counts as "OTHER".
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
@@ -59,16 +63,19 @@ def init_app(app, monitor):
 
 def timing_point(app, dispatch, monitor):
     """Return the wrapper of ``dispatch`` (Flask's ``full_dispatch_request``, bound) that times and counts."""
-    recorder = monitor.recorder
-    record = recorder.pending.append if recorder is not None else None
+    requests = monitor.requests
+    running, record = requests.running, requests.ended.append
     probe = monitor.probe
     slow_ns, slow = monitor.slow or (NEVER, None)
-    threads = monitor.threads
     is_own_path = monitor.urls.is_own_path
     own_blueprints = monitor.urls.blueprints
     labels = {}  # id(rule) → the rule's series label, or OWN; the rules live as long as the app
 
-    def label_of(rule):
+    def label_of(req):
+        """Return the label of a rule seen for the first time, UNMATCHED, or None for an own path with no rule."""
+        rule = req.url_rule
+        if rule is None:
+            return None if is_own_path(req.path) else UNMATCHED
         own = rule.endpoint.partition(".")[0] in own_blueprints
         label = labels[id(rule)] = OWN if own else rule.rule
         return label
@@ -78,53 +85,41 @@ def timing_point(app, dispatch, monitor):
             monitor.start_worker()
         started = perf_counter_ns()
         req = _cv_request.get().request
-        rule = req.url_rule
-        if rule is None:
-            if is_own_path(req.path):
+        label = labels.get(id(req.url_rule))
+        if label is None:
+            label = label_of(req)
+            if label is None:
                 return own_routing_error(req)
-            label = UNMATCHED
-        else:
-            label = labels.get(id(rule)) or label_of(rule)
-            if label is OWN:
-                return dispatch()
+        if label is OWN:
+            return dispatch()
         inner = dispatch
-        if probe is not None:
-            query = req.query_string
-            if probe.armed or (query and probe.marker in query):
-                inner = probe.wrap(req, dispatch)
-        counters = monitor.counters
-        counters.requests += 1
-        counters.in_flight += 1
-        if threads is not None:
-            ident = get_ident()
-            threads[ident] = label
-        entered = perf_counter_ns()
+        if probe is not None and (probe.active or (req.query_string and probe.marker in req.query_string)):
+            inner = probe.wrap(req, dispatch)
+        ident = get_ident()
+        running[ident] = label
+        sampled = not started & SAMPLE
+        if sampled:
+            entered = perf_counter_ns()
         try:
             response = inner()
         except BaseException as exc:
-            ended = perf_counter_ns()
-            counters.in_flight -= 1
-            if threads is not None:
-                threads.pop(ident, None)
-            if record is not None:
-                record((label, req.method, 500, ended - started))
-            if ended - started >= slow_ns:
-                slow(req, label, 500, ended - started)
+            ns = perf_counter_ns() - started
+            running.pop(ident, None)
+            record((label, req.method, 500, ns))
+            if ns >= slow_ns:
+                slow(req, label, 500, ns)
             for sink in monitor.exception_sinks:
-                sink(exc, req, label, ended - started)
+                sink(exc, req, label, ns)
             raise
         ended = perf_counter_ns()
-        counters.in_flight -= 1
-        if threads is not None:
-            del threads[ident]
-        status = response.status_code
-        if record is not None:
-            record((label, req.method, status, ended - started))
-        if ended - started >= slow_ns:
-            slow(req, label, status, ended - started)
-        if not started & SAMPLE and recorder is not None:
-            recorder.own_ns += entered - started + perf_counter_ns() - ended
-            recorder.own_n += 1
+        del running[ident]
+        ns = ended - started
+        record((label, req.method, response.status_code, ns))
+        if ns >= slow_ns:
+            slow(req, label, response.status_code, ns)
+        if sampled:
+            requests.own_ns += entered - started + perf_counter_ns() - ended
+            requests.own_n += 1
         return response
 
     def own_routing_error(req):

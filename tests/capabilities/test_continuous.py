@@ -78,43 +78,53 @@ def blocking(app):
 # ---------------------------------------------------------------- on and off
 
 
+def closure(timed):
+    """Return the timing point's cells, by name, as values."""
+    return {name: cell.cell_contents for name, cell in zip(timed.__code__.co_freevars, timed.__closure__)}
+
+
 def test_off_means_no_thread_and_no_per_request_work(app_config):
-    app = create_app({**app_config, "MONITOR_CONTINUOUS_HZ": 0})
-    monitor = state(app)
+    """Off: no sampler thread, no shipper. At any rate the timing point is the same code holding
+    the same things: the sampler reads the map of requests in flight, it adds no request work."""
+    apps = {hz: create_app({**app_config, "MONITOR_CONTINUOUS_HZ": hz}) for hz in (0, 19)}
+    off = state(apps[0])
     try:
         before = {t for t in threading.enumerate() if t.name == "monitor-sampler"}
-        assert app.test_client().get("/demo/hello").status_code == 200 and monitor.started
-        assert monitor.threads is None and monitor.sampler is None
-        assert not any(isinstance(found, Shipper) for found in monitor.flusher.shippers)
+        assert apps[0].test_client().get("/demo/hello").status_code == 200 and off.started
+        assert off.sampler is None and off.requests.total == 1
+        assert not any(isinstance(found, Shipper) for found in off.flusher.shippers)
         assert {t for t in threading.enumerate() if t.name == "monitor-sampler"} == before
-        # the timing point was built with no thread map: its test for one is all a request pays
-        timed = app.full_dispatch_request
-        cells = dict(zip(timed.__code__.co_freevars, timed.__closure__))
-        assert cells["threads"].cell_contents is None
-        assert monitor.features["continuous"] is True  # stored profiles can still be read
+        timed = {hz: app.full_dispatch_request for hz, app in apps.items()}
+        assert timed[0].__code__ is timed[19].__code__
+        cells = {hz: closure(found) for hz, found in timed.items()}
+        assert cells[0]["running"] is off.requests.running and cells[19]["running"] is state(apps[19]).requests.running
+        assert {name: type(value) for name, value in cells[0].items()} == \
+               {name: type(value) for name, value in cells[19].items()}
+        assert off.features["continuous"] is True  # stored profiles can still be read
     finally:
-        monitor.flusher.stop(flush=False)
+        for app in apps.values():
+            state(app).flusher.stop(flush=False)
 
 
 def test_on_a_thread_samples_only_while_a_request_runs(app, client, blocking):
     monitor = state(app)
-    assert monitor.threads == {} and monitor.sampler is not None and not monitor.sampler.running
-    cells = dict(zip(app.full_dispatch_request.__code__.co_freevars, app.full_dispatch_request.__closure__))
-    assert cells["threads"].cell_contents is monitor.threads
+    running = monitor.requests.running
+    assert running == {} and monitor.sampler is not None and not monitor.sampler.running
+    assert closure(app.full_dispatch_request)["running"] is running is monitor.sampler.threads
     assert client.get("/demo/hello").status_code == 200
     assert monitor.sampler.running and monitor.sampler.thread.name == "monitor-sampler"
-    assert monitor.sampler.thread.daemon and monitor.threads == {}
+    assert monitor.sampler.thread.daemon and running == {}
     idle = monitor.sampler.samples
     time.sleep(0.3)
     assert monitor.sampler.samples == idle  # nothing runs: no sample
     entered, release = blocking
     request = blocked_request(client, "/blocking")
     entered.wait(5)
-    assert list(monitor.threads.values()) == ["/blocking"]
+    assert list(running.values()) == ["/blocking"]
     wait_until(lambda: monitor.sampler.samples >= idle + 3, 5, message="samples of the running request")
     release.set()
     request.join(5)
-    assert monitor.threads == {}
+    assert running == {}
     monitor.flusher.stop(flush=False)
     monitor.sampler.thread.join(2)
     assert not monitor.sampler.running  # it stops with the flusher
@@ -227,12 +237,12 @@ def test_ten_thousand_distinct_stacks_a_minute_stay_within_the_cap_and_the_byte_
     root, calls = synthetic(10_000)
     sampler.root = root.__code__
     minute = int(time.time() // 60) * 60 - 120
-    monitor.threads[threading.get_ident()] = "/orders"
+    monitor.requests.running[threading.get_ident()] = "/orders"
     try:
         for view, service, model in calls:
             root(partial(view, partial(service, partial(model, partial(sampler.sample, minute + 1)))))
     finally:
-        del monitor.threads[threading.get_ident()]
+        del monitor.requests.running[threading.get_ident()]
     counts = sampler.counts
     assert sampler.samples == 10_000 and sum(counts.values()) == 10_000
     assert len(counts) == app.config["MONITOR_CONTINUOUS_MAX_STACKS"] + 1 == 5001
@@ -521,7 +531,7 @@ def test_without_the_capability_the_panel_has_no_view(app_config, make_user):
     app = create_app({**app_config, "MONITOR_CAPABILITIES": [p for p in DEFAULT_CAPABILITIES
                                                              if not p.endswith("continuous")]})
     try:
-        assert "continuous" not in state(app).capabilities and state(app).threads is None
+        assert "continuous" not in state(app).capabilities and state(app).sampler is None
         html = app.test_client().get("/admin/panels/profiling?flame_window=900",
                                      headers=bearer(make_user("admin"))).get_data(as_text=True)
         assert 'id="continuous"' not in html and "prof-duration" in html

@@ -430,16 +430,18 @@ def test_traffic_command_drives_every_demo_route(gunicorn, make_user, runner):
 
 
 def test_bench_request_cost_runs_small_and_prints_its_table(capsys):
-    """The benchmark of target (a), small: three app processes serve their rounds and it prints its table."""
+    """The benchmark of target (a), small: two groups of three app processes serve their rounds and it prints its table."""
     spec = importlib.util.spec_from_file_location("bench_request_cost", ROOT / "bench" / "bench_request_cost.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    results = bench.main(["--rounds", "2", "--requests", "300"])
-    assert {name: len(rounds) for name, rounds in results.items()} == {
-        "bare Flask": 2, "bare Flask (A/A control)": 2, "monitor (create_app)": 2}
-    assert all(process > 0 and thread > 0 for rounds in results.values() for process, thread in rounds)
+    results = bench.main(["--pairs", "2", "--rounds", "2", "--requests", "300"])
+    assert {name: [len(rounds) for rounds in groups] for name, groups in results.items()} == {
+        "bare Flask": [2, 2], "bare Flask (A/A control)": [2, 2], "monitor (create_app)": [2, 2]}
+    assert all(process > 0 and thread > 0 for groups in results.values() for rounds in groups
+               for process, thread in rounds)
     lines = capsys.readouterr().out.splitlines()
-    rows = {line[:34].strip(): line[34:].split() for line in lines[3:]}
+    assert lines[-1].startswith("added by the monitor in each group") and len(lines[-1].split(": ")[1].split(", ")) == 2
+    rows = {line[:34].strip(): line[34:].split() for line in lines[3:-1]}
     assert set(rows) == {"bare Flask", "bare Flask (A/A control)", "monitor (create_app)", "added by the monitor",
                          "A/A: control minus bare (noise)"}
     assert rows["added by the monitor"][4:] == ["target", "≤", "3"]

@@ -19,11 +19,11 @@ class Heartbeat:
             return None
         self.last = (process.pid, now)
         sample = process.sample()
-        counters = self.monitor.counters
+        requests = self.monitor.requests
         record = {
             "id": process.id, "host": process.host, "pid": process.pid,
             "master_pid": process.master_pid or None, "started_at": round(process.started_at, 3),
-            "requests": counters.requests, "in_flight": counters.in_flight,
+            "requests": requests.total, "in_flight": requests.in_flight,
             "rss_mb": sample["rss_mb"], "cpu_percent": sample["cpu_percent"],
             "ts": now, "stale_after": self.stale_after,
         }

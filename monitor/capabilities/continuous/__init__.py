@@ -6,8 +6,10 @@ rolled up by the metrics' compactor), ``query`` the read side, ``render`` the tr
 flame graph's frames and the download formats; ``api``, ``panel`` (a view in the profiling
 panel) and ``spec`` are its surfaces.
 
-With ``MONITOR_CONTINUOUS_HZ=0`` it collects nothing: no thread, and ``monitor.threads`` stays
-None, so the timing point does no per-request work for it. What was stored can still be read.
+It adds nothing per request at any rate: the sampler reads ``monitor.requests.running``,
+the thread → rule label map of the requests in flight that the timing point keeps anyway.
+With ``MONITOR_CONTINUOUS_HZ=0`` it collects nothing: no thread, no shipper. What was stored
+can still be read.
 """
 import sys
 
@@ -23,7 +25,7 @@ class Continuous(Capability):
     settings = (
         Setting("MONITOR_CONTINUOUS_HZ", 19, number(0, 1000, int), "a whole number, 0 to 1000",
                 "Samples per second of each worker's continuous profiler (an odd rate does not keep in "
-                "step with periodic work); 0 turns it off: no sampler thread, no per-request work."),
+                "step with periodic work); 0 turns it off: no sampler thread. It adds no per-request work at any rate."),
         Setting("MONITOR_CONTINUOUS_LINES", False, boolean, "0/1, true/false, on/off",
                 "Keep line numbers in continuous profiles' frames (file:function:line): finer, and "
                 "more distinct stacks to store."),
@@ -38,8 +40,7 @@ class Continuous(Capability):
         hz = app.config["MONITOR_CONTINUOUS_HZ"]
         if not hz:
             return
-        monitor.threads = {}
-        sampler = monitor.sampler = Sampler(monitor.threads, hz, app.config["MONITOR_CONTINUOUS_LINES"],
+        sampler = monitor.sampler = Sampler(monitor.requests.running, hz, app.config["MONITOR_CONTINUOUS_LINES"],
                                             app.config["MONITOR_CONTINUOUS_MAX_STACKS"])
         monitor.flusher.add_shipper(Shipper(monitor, sampler))
 

@@ -1,8 +1,8 @@
 """The collection side of continuous profiling: a thread that samples the requests running in this worker.
 
-``monitor.threads`` maps each thread that serves a host-app request to the request's rule
-label; the timing point (``web/hooks.py``) sets an entry before the view runs and deletes it
-after, and that dict set and delete are all a request pays. The sampler thread wakes ``hz``
+``monitor.requests.running`` maps each thread that serves a host-app request to the request's
+rule label; the timing point (``web/hooks.py``) sets an entry before the view runs and deletes
+it after (its register of the requests in flight: the sampler adds nothing per request). The sampler thread wakes ``hz``
 times a second. While no request runs it goes back to sleep: idle threads, the flusher and
 the monitor's other threads are never in the map. Otherwise it reads ``sys._current_frames()``
 once and, for each request thread, folds its stack: the frames below the timing point, root

@@ -24,7 +24,7 @@ class Metrics(Capability):
     panels = (MetricsPanel,)
 
     def init_app(self, app, monitor):
-        monitor.recorder = Recorder(app.config["MONITOR_METRICS_MAX_SERIES"])
+        monitor.recorder = Recorder(monitor.requests, app.config["MONITOR_METRICS_MAX_SERIES"])
         monitor.flusher.add_shipper(Shipper(monitor, monitor.recorder))
 
     def register_api(self, bp):

@@ -1,6 +1,6 @@
 """The hot path's state: this process's requests, appended by the timing point (``web/hooks.py``)."""
 import threading
-from collections import deque
+from collections import defaultdict
 
 import numpy as np
 
@@ -11,40 +11,31 @@ OVERFLOW = "<overflow>"
 
 
 class Recorder:
-    """This process's request aggregates: the hot path appends one tuple, the flusher aggregates.
+    """This process's request aggregates: the timing point leaves tuples, the flusher aggregates.
 
-    A request's only write is ``pending.append((endpoint, method, status, ns))``: one C call,
-    atomic under the GIL, so neither a lock nor a dict lookup on the request's path. Each
-    flusher tick drains ``pending`` into series ``(endpoint, method, class)`` →
-    ``[count, ns, {bucket: n}]`` (:meth:`take`): a batch per tick is far cheaper than the same
-    work per request.
+    A request's only write is ``monitor.requests.ended.append((endpoint, method, status, ns))``:
+    one C call, atomic under the GIL, so neither a lock nor a dict lookup on the request's path
+    (``core/state.py``). Each flusher tick drains them into series ``(endpoint, method, class)``
+    → ``[count, ns, {bucket: n}]`` (:meth:`take`): a batch per tick is far cheaper than the
+    same work per request.
     """
 
-    def __init__(self, max_series):
+    def __init__(self, requests, max_series):
+        self.requests = requests
         self.max_series = max_series
-        self.pending = deque()
         self.lock = threading.Lock()  # one take() at a time (the flusher, or a test driving it)
         self.known = set()
-        #: The timing point's own time, over a sample of requests (see web/hooks.py).
-        self.own_ns = 0
-        self.own_n = 0
 
     def record(self, endpoint, method, status, ns):
         """Count one request of ``endpoint`` (its rule) and ``method`` that answered ``status`` in ``ns``."""
-        self.pending.append((endpoint, method, status, ns))
+        self.requests.ended.append((endpoint, method, status, ns))
 
     def take(self):
         """Aggregate what was recorded since the last call: {(endpoint, method, class): [count, ns, {bucket: n}]}."""
         with self.lock:
-            pending = self.pending
-            popleft = pending.popleft
-            groups = {}
-            for _ in range(len(pending)):  # what is appended meanwhile waits for the next call
-                endpoint, method, status, ns = popleft()
-                durations = groups.get((endpoint, method, status))
-                if durations is None:
-                    durations = groups[(endpoint, method, status)] = []
-                durations.append(ns)
+            groups = defaultdict(list)
+            for endpoint, method, status, ns in self.requests.take():
+                groups[endpoint, method, status].append(ns)
             delta = {}
             for (endpoint, method, status), durations in groups.items():
                 key = self._admit((endpoint, method if method in METHODS else "OTHER",

@@ -167,12 +167,12 @@ class Shipper:
         sample = process.sample()
         if not self.rss or now - self.rss[-1][0] >= RSS_EVERY_S:
             self.rss.append((now, sample["rss_mb"]))
-        counters = self.monitor.counters
+        requests = self.monitor.requests
         flusher = self.monitor.flusher
         sample.update(
-            host=process.host, pid=process.pid, ts=now, requests_total=counters.requests,
-            in_flight=counters.in_flight, rss_slope_mb_per_min=rss_slope(self.rss),
-            path_ns=self.recorder.own_ns, path_n=self.recorder.own_n, flusher_cpu_s=round(flusher.cpu_s, 6),
+            host=process.host, pid=process.pid, ts=now, requests_total=requests.total,
+            in_flight=requests.in_flight, rss_slope_mb_per_min=rss_slope(self.rss),
+            path_ns=requests.own_ns, path_n=requests.own_n, flusher_cpu_s=round(flusher.cpu_s, 6),
             series=len(self.recorder.known),
             flush_ms=round(flusher.last_flush_s * 1000, 3), system=host_sample())
         name = store.key("m", "sample", process.host, process.pid)

@@ -7,7 +7,7 @@ heap summaries and tracemalloc; ``api``, ``panel`` and ``spec`` are its surfaces
 from ...core.capability import Capability
 from ...core.config import Setting, number
 from . import api, spec
-from .collect import Collector, RequestProbe
+from .collect import Collector
 from .memory import MemoryProfiler, heap_summary
 from .panel import ProfilingPanel
 from .sessions import CpuSessions
@@ -35,7 +35,7 @@ class Profiling(Capability):
         collector = Collector(app.config["MONITOR_PROFILE_INTERVAL"])
         cpu = monitor.cpu_profiler = CpuSessions(monitor, collector)
         memory = monitor.memory_profiler = MemoryProfiler(monitor)
-        monitor.probe = RequestProbe(collector)
+        monitor.probe = collector
         monitor.commands.handler("profiler.heap")(heap_summary)
         monitor.commands.handler("profiler.trace_start")(memory.trace_start)
         monitor.commands.handler("profiler.trace_stop")(memory.trace_stop)

@@ -38,7 +38,15 @@ def start_profiler(interval):
 
 
 class Collector:
-    """This worker's part in the running session: the stacks of the requests it profiled."""
+    """This worker's part in the running session (the stacks of the requests it profiled), and
+    the timing point's probe.
+
+    The timing point (``web/hooks.py``) reads ``active`` and ``marker`` only, plain attributes:
+    a request that passes gets :meth:`wrap`, which still checks who asked.
+    """
+
+    #: The query string of a request that may be profiled for its own report.
+    marker = PROFILE_QUERY
 
     def __init__(self, interval):
         self.interval = interval
@@ -103,25 +111,6 @@ class Collector:
             self.samples += session.sample_count
             self.cpu_time += session.cpu_time
 
-
-class RequestProbe:
-    """The timing point's probe (``web/hooks.py``): profile the requests a session or an admin asks for.
-
-    The timing point looks at ``armed`` and ``marker`` only; a request that passes gets
-    :meth:`wrap`, which still checks who asked.
-    """
-
-    #: The query string of a request that may be profiled for its own report.
-    marker = PROFILE_QUERY
-
-    def __init__(self, collector):
-        self.collector = collector
-
-    @property
-    def armed(self):
-        """Tell whether a session profiles this worker's requests."""
-        return self.collector.active is not None
-
     def wrap(self, req, dispatch):
         """Return ``dispatch``, wrapped to run under a profiler when this request is to be profiled."""
         token = self.begin(req)
@@ -139,19 +128,18 @@ class RequestProbe:
 
     def begin(self, req):
         """Return ``(profiler, session_id)`` for a request to profile (session_id None: its own report)."""
-        collector = self.collector
         query = req.query_string
         if query and PROFILE_QUERY in query and req.args.get("_profile") == "1" \
                 and (user := request_user()) is not None and user.can("admin"):
             return start_profiler(PAGE_INTERVAL), None
-        session_id = collector.active
-        return (start_profiler(collector.interval), session_id) if session_id else None
+        session_id = self.active
+        return (start_profiler(self.interval), session_id) if session_id else None
 
     def end(self, token, response):
         """Stop the request's profiler; answer its report for ``?_profile=1``, else ``response``."""
         profiler, session_id = token
         session = profiler.stop()
         if session_id is not None:
-            self.collector.fold(session, session_id)
+            self.fold(session, session_id)
             return response
         return response if response is None else report_response(html(session))
