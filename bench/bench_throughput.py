@@ -31,6 +31,7 @@ the sampler-off server's CPU ratio times the median, over the rounds, of the CPU
 it adds to that server's, so each round pairs the two monitored servers; at most 1 point is
 the target at the default rate).
 Under ``wrk`` both workers always serve, so the sampler samples at its full rate.
+``--routes /demo/table`` measures that route alone: more rounds in the same time.
 """
 import argparse
 import os
@@ -200,10 +201,11 @@ def hz_name(hz):
     return f"monitor (HZ={hz})"
 
 
-def measure(rounds, seconds, rates=None):
+def measure(rounds, seconds, rates=None, routes=ROUTES):
     """Return {route: {server name: [(req/s, CPU µs per request) of each round]}}.
 
-    ``rates``: MONITOR_CONTINUOUS_HZ values, one monitored server each, instead of the monitor pair.
+    ``rates``: MONITOR_CONTINUOUS_HZ values, one monitored server each, instead of the monitor pair;
+    ``routes``: the routes measured (each server still answers both before it is measured).
     """
     kinds = [("bare Flask", True, None), ("bare Flask (A/A control)", True, None)]
     if rates:
@@ -216,13 +218,13 @@ def measure(rounds, seconds, rates=None):
             for server in servers:
                 server.wait()
             for server in servers:
-                for route in ROUTES:
+                for route in routes:
                     server.run(route, WARMUP)
-            results = {route: {server.name: [] for server in servers} for route in ROUTES}
+            results = {route: {server.name: [] for server in servers} for route in routes}
             for round_ in range(rounds):
                 shift = round_ % len(servers)
                 for server in servers[shift:] + servers[:shift]:
-                    for route in ROUTES:
+                    for route in routes:
                         results[route][server.name].append(server.run(route, seconds))
         finally:
             for server in servers:
@@ -276,8 +278,12 @@ def main(argv=None):
     parser.add_argument("--seconds", type=int, default=SECONDS)
     parser.add_argument("--continuous-hz", type=lambda text: [int(hz) for hz in text.split(",")], default=None,
                         metavar="0,19,100", help="one monitored server per MONITOR_CONTINUOUS_HZ (0: the sampler off)")
+    parser.add_argument("--routes", type=lambda text: text.split(","), default=list(ROUTES),
+                        metavar=",".join(ROUTES), help="the routes to measure (fewer: more rounds in the same time)")
     args = parser.parse_args(argv)
-    results = measure(args.rounds, args.seconds, args.continuous_hz)
+    if set(args.routes) - set(ROUTES):
+        parser.error(f"--routes: choose among {', '.join(ROUTES)}")
+    results = measure(args.rounds, args.seconds, args.continuous_hz, args.routes)
     report(results, args.rounds, args.seconds, args.continuous_hz)
     return results
 
