@@ -170,6 +170,12 @@ def measure(pairs, rounds, n):
     return results
 
 
+def added_per_group(results, name, base, column):
+    """Return, per group, ``name``'s median round minus ``base``'s, in ``column`` (0 process, 1 thread)."""
+    return [statistics.median(v[column] for v in ours) - statistics.median(v[column] for v in theirs)
+            for ours, theirs in zip(results[name], results[base])]
+
+
 def report(results, pairs, rounds, n):
     print(f"GET {PATH}, app(environ, start_response), one process per app, {pairs} groups (hash seeds) × "
           f"{rounds} alternating rounds × {n} requests; CPU µs per request")
@@ -181,22 +187,17 @@ def report(results, pairs, rounds, n):
             series = [v[column] for group in groups for v in group]
             cells += [min(series), statistics.median(series)]
         print(f"{name:<34} {cells[0]:>11.2f} {cells[1]:>11.2f} {cells[2]:>11.2f} {cells[3]:>11.2f}")
-    added = {}
     for label, name, base, note in (("added by the monitor", "monitor (create_app)", "bare Flask", "target ≤ 3"),
                                     ("A/A: control minus bare (noise)", "bare Flask (A/A control)", "bare Flask",
                                      "")):
         cells = []
         for column in (0, 1):
-            ours = [[v[column] for v in group] for group in results[name]]
-            theirs = [[v[column] for v in group] for group in results[base]]
-            cells += [min(map(min, ours)) - min(map(min, theirs)),
-                      statistics.median(statistics.median(a) - statistics.median(b) for a, b in zip(ours, theirs))]
-        added[label] = cells
+            fastest = (min(v[column] for group in results[name] for v in group)
+                       - min(v[column] for group in results[base] for v in group))
+            cells += [fastest, statistics.median(added_per_group(results, name, base, column))]
         print(f"{label:<34} {cells[0]:>11.2f} {cells[1]:>11.2f} {cells[2]:>11.2f} {cells[3]:>11.2f}   {note}")
-    per_group = [statistics.median(v[0] for v in a) - statistics.median(v[0] for v in b)
-                 for a, b in zip(results["monitor (create_app)"], results["bare Flask"])]
+    per_group = added_per_group(results, "monitor (create_app)", "bare Flask", 0)
     print("added by the monitor in each group (process, median round): " + ", ".join(f"{x:.2f}" for x in per_group))
-    return added
 
 
 def main(argv=None):

@@ -114,9 +114,10 @@ def timing_point(app, dispatch, monitor):
         ended = perf_counter_ns()
         del running[ident]
         ns = ended - started
-        record((label, req.method, response.status_code, ns))
+        status = response.status_code
+        record((label, req.method, status, ns))
         if ns >= slow_ns:
-            slow(req, label, response.status_code, ns)
+            slow(req, label, status, ns)
         if sampled:
             requests.own_ns += entered - started + perf_counter_ns() - ended
             requests.own_n += 1

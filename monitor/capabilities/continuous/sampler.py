@@ -2,8 +2,8 @@
 
 ``monitor.requests.running`` maps each thread that serves a host-app request to the request's
 rule label; the timing point (``web/hooks.py``) sets an entry before the view runs and deletes
-it after (its register of the requests in flight: the sampler adds nothing per request). The sampler thread wakes ``hz``
-times a second. While no request runs it goes back to sleep: idle threads, the flusher and
+it after (its register of the requests in flight: the sampler adds nothing per request). The
+sampler thread wakes ``hz`` times a second. While no request runs it goes back to sleep: idle threads, the flusher and
 the monitor's other threads are never in the map. Otherwise it reads ``sys._current_frames()``
 once and, for each request thread, folds its stack: the frames below the timing point, root
 first, each named ``file:function`` (``file:function:line`` with ``lines``), the file relative

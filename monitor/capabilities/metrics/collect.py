@@ -1,4 +1,4 @@
-"""The hot path's state: this process's requests, appended by the timing point (``web/hooks.py``)."""
+"""The aggregation of this process's requests, as the timing point leaves them in ``monitor.requests``."""
 import threading
 from collections import defaultdict
 
